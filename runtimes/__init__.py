@@ -1,0 +1,1 @@
+"""Ground floor: adapters to inference engines (llama.cpp, Ollama, OpenAI-compatible)."""

@@ -1,0 +1,223 @@
+"""The runtime protocol: requests, generation parameters, stream events, loaded-model handles.
+
+Every inference engine (llama.cpp in a worker process, Ollama, an OpenAI-compatible server)
+implements `Runtime`. Generation streams as a plain synchronous generator of small frozen
+events, checking a `CancelToken` between chunks; no Qt here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Role = Literal["system", "user", "assistant"]
+StopReason = Literal["stop", "length", "cancelled", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """One turn of a conversation as the runtime sees it."""
+
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationParams:
+    """Sampling options. `seed=None` means random; temperature 0 means greedy."""
+
+    temperature: float = 0.7
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.1
+    max_tokens: int = 512
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain JSON-able form, for storing with a message."""
+        return {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "top_k": self.top_k,
+            "min_p": self.min_p,
+            "repeat_penalty": self.repeat_penalty,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+            "stop": list(self.stop),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """A whole conversation to continue, and how to sample the reply."""
+
+    messages: tuple[ChatMessage, ...]
+    params: GenerationParams = field(default_factory=GenerationParams)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadOptions:
+    """How to load a model. `n_gpu_layers=-1` means every layer; `n_threads=None` means auto."""
+
+    n_ctx: int = 4096
+    n_gpu_layers: int = 0
+    n_threads: int | None = None
+    n_batch: int = 512
+
+
+@dataclass(frozen=True, slots=True)
+class LoadProgress:
+    """How far a load has come: `fraction` in [0, 1] and a short stage label."""
+
+    fraction: float
+    stage: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedModelInfo:
+    """What a load really produced, to show the user.
+
+    Attributes:
+        backend: what the engine runs on ("CPU", "Metal", "CUDA", or a server name).
+        n_ctx: the context length in effect.
+        n_gpu_layers: layers really offloaded to the GPU (0 on CPU).
+        n_layers: layers the model has (0 when unknown).
+        n_threads: CPU threads used for decoding.
+        architecture: `general.architecture` of the model, "" when unknown.
+        chat_template: where the prompt format comes from ("gguf", or "fallback:<name>").
+        notice: a sentence for the user when something was chosen for them, else "".
+        load_time_s: seconds from spawn to ready.
+    """
+
+    backend: str
+    n_ctx: int
+    n_gpu_layers: int
+    n_layers: int
+    n_threads: int
+    architecture: str
+    chat_template: str
+    notice: str
+    load_time_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationStats:
+    """Figures of one reply. Times in seconds; rates in tokens per second."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    load_time_s: float
+    ttft_s: float
+    decode_tps: float
+    total_time_s: float
+    stop_reason: StopReason
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain JSON-able form."""
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "load_time_s": self.load_time_s,
+            "ttft_s": self.ttft_s,
+            "decode_tps": self.decode_tps,
+            "total_time_s": self.total_time_s,
+            "stop_reason": self.stop_reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """A piece of the reply's text, in order."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """The reply is over (finished, hit its limit, or cancelled); always the last event."""
+
+    stats: GenerationStats
+
+
+StreamEvent = TextDelta | Done
+
+
+class CancelToken:
+    """A flag a consumer sets to stop a stream; runtimes check it between chunks."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        """Ask the stream to stop as soon as possible."""
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether `cancel()` was called."""
+        return self._event.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        """Block up to `timeout` seconds for a cancel; True if cancelled."""
+        return self._event.wait(timeout)
+
+
+ProgressCallback = Callable[[LoadProgress], None]
+
+
+class LoadedModel(Protocol):
+    """A model ready to generate. One reply at a time."""
+
+    @property
+    def info(self) -> LoadedModelInfo:
+        """What the load produced."""
+        ...
+
+    @property
+    def alive(self) -> bool:
+        """False once unloaded or crashed."""
+        ...
+
+    def chat(self, request: ChatRequest, cancel: CancelToken) -> Iterator[StreamEvent]:
+        """Stream the assistant's reply to `request`; ends with exactly one `Done`.
+
+        Raises:
+            RuntimeCrashed: the engine died mid-way (text already yielded stays valid).
+            ModelNotLoaded: the model was unloaded.
+        """
+        ...
+
+    def unload(self) -> None:
+        """Free the model's memory (ends its worker process). Idempotent."""
+        ...
+
+
+class Runtime(Protocol):
+    """An inference engine that can load models."""
+
+    name: str
+
+    def load(
+        self,
+        model_path: str,
+        options: LoadOptions,
+        on_progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> LoadedModel:
+        """Load a model and return its handle.
+
+        Raises:
+            InvalidModelFile: the file is not a usable GGUF (checked before any load).
+            ModelLoadFailed: the engine refused the model.
+            RuntimeCrashed: the engine died while loading.
+        """
+        ...
+
+
+def join_text(events: Sequence[StreamEvent]) -> str:
+    """The reply text of a list of events (for tests and the CLI)."""
+    return "".join(e.text for e in events if isinstance(e, TextDelta))

