@@ -50,6 +50,17 @@ class ModelLoadFailed(ExternalFailure):
     """llama.cpp (or a server) refused to load a model; `details` holds its log."""
 
 
+class LoadCancelled(ModelLoadFailed):
+    """The user cancelled a load; nothing failed, so callers may show nothing.
+
+    A `ModelLoadFailed` so that code that only knows that class still stops cleanly.
+    """
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"Loading {path} was cancelled.")
+        self.path = path
+
+
 class RuntimeCrashed(ExternalFailure):
     """A worker process died while loading or generating.
 

@@ -1,0 +1,258 @@
+"""Worker-side llama.cpp engine: load with progress, render prompts, generate tokens.
+
+Runs only inside the worker process (it imports llama_cpp and patches its load defaults).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from runtimes.base import ChatMessage, GenerationParams, GenerationStats
+from runtimes.llamacpp.generation import GenerationRun
+from runtimes.llamacpp.templates import GGUF_TEMPLATE_KEY, PromptFormat, fallback_by_source
+from runtimes.llamacpp.textstream import StopMatcher, normalize_bos
+
+_log = logging.getLogger(__name__)
+
+ProgressReport = Callable[[float], None]
+_KEEPALIVE: list[object] = []
+
+
+class PromptError(Exception):
+    """A conversation that cannot be turned into a prompt (template error, too long)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedPrompt:
+    """The exact prompt a model sees.
+
+    Attributes:
+        text: the text given to the tokenizer (without a BOS the tokenizer adds).
+        tokens: the token ids fed to the model, BOS included.
+        stop_ids: token ids that end the reply besides llama.cpp's end-of-generation set.
+        stop_texts: strings that end the reply (the format's and the request's).
+    """
+
+    text: str
+    tokens: tuple[int, ...]
+    stop_ids: frozenset[int]
+    stop_texts: tuple[str, ...]
+
+
+@contextmanager
+def model_progress(report: ProgressReport) -> Iterator[None]:
+    """Route llama.cpp's model-load progress callback to `report(fraction)` while loading.
+
+    `Llama` builds its `llama_model_params` from `llama_model_default_params()` and offers
+    no way to pass `progress_callback`; so, in this worker process only, the defaults
+    function is wrapped to set it.
+    """
+    import llama_cpp.llama_cpp as lc
+
+    original = lc.llama_model_default_params
+
+    def on_progress(fraction: float, _user_data: object) -> bool:
+        try:
+            report(float(fraction))
+        except Exception:  # noqa: BLE001 - an exception here would abort the load
+            _log.exception("progress report failed")
+        return True
+
+    c_callback = lc.llama_progress_callback(on_progress)
+
+    def params_with_progress() -> Any:
+        params = original()
+        params.progress_callback = c_callback
+        return params
+
+    lc.llama_model_default_params = params_with_progress
+    try:
+        yield
+    finally:
+        lc.llama_model_default_params = original
+        _KEEPALIVE.append(c_callback)  # the model's params keep pointing at it
+
+
+class Engine:
+    """A loaded `llama_cpp.Llama` and how to prompt it."""
+
+    def __init__(self, llama: Any, template_source: str) -> None:
+        self.llama = llama
+        self._fallback: PromptFormat | None = fallback_by_source(template_source)
+        self._vocab = llama._model.vocab  # llama-cpp-python keeps no public handle
+        self.bos_id: int = int(llama.token_bos())
+        eos_id = int(llama.token_eos())
+        self._bos_text = llama._model.token_get_text(self.bos_id) if self.bos_id >= 0 else ""
+        self._eos_text = llama._model.token_get_text(eos_id) if eos_id >= 0 else ""
+        self._add_bos = bool(llama._model.add_bos_token())
+        self._formatter: Any = None
+        if self._fallback is None:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            self._formatter = Jinja2ChatFormatter(
+                template=llama.metadata[GGUF_TEMPLATE_KEY],
+                eos_token=self._eos_text,
+                bos_token=self._bos_text,
+                stop_token_ids=[eos_id],
+            )
+        fallback_stops = self._fallback.stop_texts if self._fallback else ()
+        self._format_stop_ids = frozenset(self._special_ids(fallback_stops))
+        self._format_stop_texts = fallback_stops or ((self._eos_text,) if self._eos_text else ())
+
+    @classmethod
+    def load(
+        cls,
+        path: str,
+        *,
+        n_ctx: int,
+        n_gpu_layers: int,
+        n_threads: int,
+        n_batch: int,
+        template_source: str,
+        report: ProgressReport,
+    ) -> Engine:
+        """Load the model (llama.cpp's log goes to stderr) and prepare its prompt format."""
+        import llama_cpp
+
+        with model_progress(report):
+            llama = llama_cpp.Llama(
+                model_path=path,
+                n_ctx=n_ctx,
+                n_gpu_layers=n_gpu_layers,
+                n_threads=n_threads,
+                n_batch=n_batch,
+                verbose=True,
+            )
+        return cls(llama, template_source)
+
+    def _special_ids(self, texts: Sequence[str]) -> list[int]:
+        """Ids of those texts that the vocabulary holds as single special tokens."""
+        ids: list[int] = []
+        for text in texts:
+            special = self.llama.tokenize(text.encode(), add_bos=False, special=True)
+            plain = self.llama.tokenize(text.encode(), add_bos=False, special=False)
+            if len(special) == 1 and special != plain:
+                ids.append(int(special[0]))
+        return ids
+
+    def render(
+        self, messages: Sequence[ChatMessage], extra_stops: Sequence[str] = ()
+    ) -> RenderedPrompt:
+        """The prompt text and token ids for a conversation, with BOS exactly once if wanted.
+
+        Raises:
+            PromptError: the model's chat template rejected the conversation.
+        """
+        if self._fallback is not None:
+            text = self._fallback.render(messages)
+        else:
+            wire = [{"role": m.role, "content": m.content} for m in messages]
+            try:
+                text = self._formatter(messages=wire).prompt
+            except Exception as exc:  # Jinja raises many types; all mean "rejected"
+                raise PromptError(f"the model's chat template rejected it: {exc}") from exc
+        want_bos = self._add_bos or bool(self._bos_text and text.startswith(self._bos_text))
+        raw = self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        tokens = normalize_bos([int(t) for t in raw], self.bos_id, want_bos)
+        stops = tuple(dict.fromkeys([*self._format_stop_texts, *extra_stops]))
+        return RenderedPrompt(text, tuple(tokens), self._format_stop_ids, stops)
+
+    def is_end(self, token: int, prompt: RenderedPrompt) -> bool:
+        """Whether `token` ends the reply (llama.cpp's end-of-generation set or a stop id)."""
+        import llama_cpp
+
+        return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token)) or token in prompt.stop_ids
+
+    def _prefill(self, tokens: Sequence[int], cancelled: Callable[[], bool]) -> bool:
+        """Evaluate all prompt tokens but the last, reusing the cached prefix.
+
+        `Llama.generate` then evaluates the last prompt token on its own, whether or not the
+        prompt was cached. A token's logits depend (in the last bits) on the batch it is
+        evaluated in, so without this a repeated greedy request could diverge from the first.
+        Evaluates one batch at a time (as `Llama.eval` does), checking `cancelled` between
+        batches so that a long prompt can be stopped; returns False when it was.
+        """
+        llama = self.llama
+        reused = common_prefix(llama._input_ids.tolist(), tokens)  # private: no API
+        reused = min(reused, len(tokens) - 1)
+        if reused > 0 and not llama._ctx.kv_cache_seq_rm(-1, reused, -1):
+            reused = 0  # this memory type cannot drop a suffix: start over
+        if reused == 0:
+            llama.reset()
+        else:
+            llama.n_tokens = reused
+        step = max(1, int(llama.n_batch))
+        for start in range(reused, len(tokens) - 1, step):
+            if cancelled():
+                return False
+            llama.eval(list(tokens[start : min(start + step, len(tokens) - 1)]))
+        return True
+
+    def generate(
+        self,
+        prompt: RenderedPrompt,
+        params: GenerationParams,
+        *,
+        started: float,
+        cancelled: Callable[[], bool],
+        on_text: Callable[[str], None],
+    ) -> GenerationStats:
+        """Generate the reply, passing text to `on_text` as it decodes; return its figures.
+
+        Args:
+            prompt: from `render`.
+            params: sampling options; `max_tokens <= 0` means up to the context's end.
+            started: `time.perf_counter()` when the request arrived (for ttft and total).
+            cancelled: polled after every token; True stops with "cancelled".
+            on_text: receives text pieces in order (stop strings already cut out).
+
+        Raises:
+            PromptError: the prompt does not fit the context.
+        """
+        llama = self.llama
+        n_ctx = int(llama.n_ctx())
+        if len(prompt.tokens) >= n_ctx:
+            raise PromptError(
+                f"the conversation is {len(prompt.tokens)} tokens long and the model's context "
+                f"holds {n_ctx}. Start a new conversation or load the model with a larger context"
+            )
+        budget = n_ctx - len(prompt.tokens)
+        max_new = min(params.max_tokens, budget) if params.max_tokens > 0 else budget
+        llama.set_seed(params.seed if params.seed is not None else random.randrange(2**31))
+        run = GenerationRun(
+            prompt_tokens=len(prompt.tokens),
+            is_end=lambda token: self.is_end(token, prompt),
+            detokenize=llama.detokenize,
+            matcher=StopMatcher(prompt.stop_texts),
+            on_text=on_text,
+        )
+        if not self._prefill(prompt.tokens, cancelled):
+            return run.stats("cancelled", started)
+        tokens = llama.generate(
+            list(prompt.tokens),
+            top_k=params.top_k,
+            top_p=params.top_p,
+            min_p=params.min_p,
+            temp=params.temperature,
+            repeat_penalty=params.repeat_penalty,
+        )
+        try:
+            reason = run.consume(tokens, max_new, cancelled)
+        finally:
+            tokens.close()
+        return run.stats(reason, started)
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the common prefix of two token sequences."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n

@@ -1,0 +1,184 @@
+"""`LlamaCppRuntime`: loads GGUF models into worker processes, one process per model."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from runtimes.base import CancelToken, LoadedModelInfo, LoadOptions, LoadProgress, ProgressCallback
+from runtimes.errors import ExternalFailure, LoadCancelled, ModelLoadFailed
+from runtimes.gguf_header import GGUFHeader, has_token, validate_gguf
+from runtimes.llamacpp import protocol
+from runtimes.llamacpp.model import LlamaCppModel
+from runtimes.llamacpp.process import WorkerExited, WorkerProcess
+from runtimes.llamacpp.protocol import Message
+from runtimes.llamacpp.system import default_threads
+from runtimes.llamacpp.templates import GGUF_TEMPLATE_KEY, TemplateChoice, choose_template
+
+_POLL_S = 0.025
+_MARKER_WAIT_S = 2.0
+_LOAD_ERROR = re.compile(r"error loading model: (.+)")
+
+
+class LlamaCppRuntime:
+    """llama.cpp through llama-cpp-python, each loaded model in its own worker process.
+
+    Args:
+        start_timeout_s: how long a new worker may take to start Python and say hello.
+        worker_command: the command that starts a worker, when `python -m
+            runtimes.llamacpp.worker` cannot (a frozen app); it must speak `protocol`.
+    """
+
+    name = "llamacpp"
+
+    def __init__(
+        self, start_timeout_s: float = 60.0, worker_command: Sequence[str] | None = None
+    ) -> None:
+        self._start_timeout_s = start_timeout_s
+        self._worker_command = tuple(worker_command) if worker_command is not None else None
+
+    def load(
+        self,
+        model_path: str,
+        options: LoadOptions,
+        on_progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> LlamaCppModel:
+        """Validate the file, start a worker, load the model there, and return its handle.
+
+        Progress reaches `on_progress` in the calling thread. `cancel` kills the worker.
+
+        Raises:
+            InvalidModelFile: the file is not a usable GGUF (no worker is started).
+            ModelLoadFailed: llama.cpp refused the model (`details` holds its log's end).
+            LoadCancelled: `cancel` was set before the load finished.
+            RuntimeCrashed: the worker died while loading.
+        """
+        path = os.path.abspath(os.fspath(model_path))
+        header = validate_gguf(path)
+        choice = choose_template(
+            header.architecture,
+            isinstance(header.metadata.get(GGUF_TEMPLATE_KEY), str),
+            lambda token: has_token(header, token),
+        )
+        threads = options.n_threads or default_threads()
+        report = on_progress or (lambda _progress: None)
+        report(LoadProgress(0.0, "starting worker"))
+        started = time.perf_counter()
+        worker = WorkerProcess.spawn(self._worker_command)
+        try:
+            worker.send(
+                {
+                    "op": "load",
+                    "path": path,
+                    "n_ctx": options.n_ctx,
+                    "n_gpu_layers": options.n_gpu_layers,
+                    "n_threads": threads,
+                    "n_batch": options.n_batch,
+                    "template": choice.source,
+                }
+            )
+            loaded = self._await_loaded(
+                worker, path, header, report, cancel=cancel, started=started
+            )
+            worker.load_marker_seen.wait(_MARKER_WAIT_S)  # the offload line is read by then
+            elapsed = time.perf_counter() - started
+            info = _build_info(worker, loaded, header, options, choice, load_time_s=elapsed)
+        except WorkerExited:
+            raise worker.crash_error() from None
+        except BaseException:
+            worker.kill()
+            raise
+        report(LoadProgress(1.0, "ready"))
+        return LlamaCppModel(worker, info, path)
+
+    def _await_loaded(
+        self,
+        worker: WorkerProcess,
+        path: str,
+        header: GGUFHeader,
+        report: ProgressCallback,
+        *,
+        cancel: CancelToken | None,
+        started: float,
+    ) -> Message:
+        """Pump the worker's messages until "loaded"; raise on error, cancel, or no start."""
+        hello = False
+        while True:
+            if cancel is not None and cancel.cancelled:
+                raise LoadCancelled(path)
+            event = worker.next_event(_POLL_S)
+            if event is None:
+                if not hello and time.perf_counter() - started > self._start_timeout_s:
+                    raise ExternalFailure(
+                        f"The model worker process did not start within "
+                        f"{self._start_timeout_s:.0f} s. Try again; if it persists, check "
+                        "the workbench's Python environment.",
+                        details=worker.stderr_tail(),
+                    )
+                continue
+            kind = event["ev"]
+            if kind == "hello":
+                hello = True
+            elif kind == "progress":
+                fraction = min(1.0, max(0.0, protocol.get_float(event, "fraction")))
+                report(LoadProgress(fraction, protocol.get_str(event, "stage")))
+            elif kind == "loaded":
+                return event
+            elif kind == "error":
+                raise _load_failed(worker, path, header, event)
+
+
+def _load_failed(
+    worker: WorkerProcess, path: str, header: GGUFHeader, event: Message
+) -> ModelLoadFailed:
+    """The error for a worker that reported a failed load (the worker is ended here)."""
+    worker.stop(grace_s=1.0)
+    arch = header.architecture or "unknown"
+    tail = worker.stderr_tail()
+    found = _LOAD_ERROR.findall(tail)
+    reason = found[-1].strip() if found else str(event.get("message", "")) or "no reason given"
+    return ModelLoadFailed(
+        f"llama.cpp could not load {Path(path).name} ({reason}). The file may be damaged, or "
+        f"its architecture ({arch}) may be newer than this llama.cpp build; the details show "
+        "llama.cpp's log.",
+        details=tail,
+    )
+
+
+def _build_info(
+    worker: WorkerProcess,
+    loaded: Message,
+    header: GGUFHeader,
+    options: LoadOptions,
+    choice: TemplateChoice,
+    *,
+    load_time_s: float,
+) -> LoadedModelInfo:
+    """What the load produced, from the worker's report, its log, and the file's header."""
+    n_layers = header.arch_int("block_count") or 0
+    gpu_build = loaded.get("gpu_offload") is True
+    if worker.offloaded is not None:
+        gpu_layers = worker.offloaded[0]
+    elif gpu_build:
+        wanted = n_layers if options.n_gpu_layers < 0 else options.n_gpu_layers
+        gpu_layers = min(wanted, n_layers) if n_layers else wanted
+    else:
+        gpu_layers = 0
+    notices = [choice.notice] if choice.notice else []
+    if options.n_gpu_layers != 0 and not gpu_build:
+        notices.append("This llama.cpp build has no GPU support, so the model runs on the CPU.")
+    return LoadedModelInfo(
+        backend=protocol.get_str(loaded, "backend") if gpu_layers > 0 else "CPU",
+        n_ctx=protocol.get_int(loaded, "n_ctx"),
+        n_gpu_layers=gpu_layers,
+        n_layers=n_layers,
+        n_threads=protocol.get_int(loaded, "n_threads"),
+        architecture=header.architecture,
+        chat_template=choice.source,
+        notice=" ".join(notices),
+        load_time_s=load_time_s,
+    )

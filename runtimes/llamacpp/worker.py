@@ -1,0 +1,225 @@
+"""The worker process that owns one llama.cpp model: `python -m runtimes.llamacpp.worker`.
+
+The protocol (see `protocol`) runs over stdin and a private duplicate of the original
+stdout; fd 1 itself is pointed at stderr first, so llama.cpp's or anybody's prints can never
+corrupt a protocol line. stderr carries llama.cpp's log for the parent to keep.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import io
+import os
+import queue
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from typing import BinaryIO
+
+from runtimes.llamacpp import protocol
+from runtimes.llamacpp.protocol import LOAD_FINISHED_MARKER, Message, ProtocolError
+
+_PROGRESS_STEP = 0.01
+_EXIT: Message = {"op": "exit"}
+
+
+class Channel:
+    """The protocol's output side: whole lines, written under a lock."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def send(self, message: Mapping[str, object]) -> None:
+        """Write one message; exits quietly when the parent is gone."""
+        data = protocol.encode(message)
+        with self._lock:
+            try:
+                self._stream.write(data)
+                self._stream.flush()
+            except BrokenPipeError:
+                os._exit(0)  # the parent went away: nobody to report to
+
+
+def take_protocol_stdout() -> Channel:
+    """Move the protocol to a private copy of fd 1 and point fd 1 at stderr."""
+    sys.stdout.flush()
+    private = os.dup(1)
+    os.dup2(2, 1)
+    return Channel(io.open(private, "wb", buffering=1 << 16))  # noqa: UP020 - a raw fd
+
+
+class Worker:
+    """Reads requests, runs them one at a time, and listens for cancels meanwhile."""
+
+    def __init__(self, channel: Channel) -> None:
+        self._out = channel
+        self._inbox: queue.Queue[Message] = queue.Queue()
+        self._cancelled_ids: set[int] = set()
+        self._stdin_closed = threading.Event()
+        self._engine: object | None = None
+
+    def run(self) -> int:
+        """Serve until an exit request or the end of stdin; return the exit status."""
+        threading.Thread(target=self._read_stdin, name="stdin-reader", daemon=True).start()
+        self._out.send({"ev": "hello", "pid": os.getpid(), "protocol": protocol.PROTOCOL_VERSION})
+        while True:
+            message = self._inbox.get()
+            op = str(message["op"])
+            if op == "exit":
+                return 0
+            try:
+                self._dispatch(op, message)
+            except ProtocolError as exc:
+                self._out.send({"ev": "error", "kind": "internal", "message": exc.problem})
+
+    def _read_stdin(self) -> None:
+        for line in sys.stdin.buffer:
+            try:
+                message = protocol.decode(line, "op")
+            except ProtocolError as exc:
+                print(f"llm-workbench worker: ignored bad request: {exc.problem}", file=sys.stderr)
+                continue
+            if message["op"] == "cancel":
+                request_id = message.get("id")
+                if isinstance(request_id, int):
+                    self._cancelled_ids.add(request_id)
+                continue
+            self._inbox.put(message)
+        self._stdin_closed.set()  # the parent is gone: stop any generation, then leave
+        self._inbox.put(_EXIT)
+
+    def _dispatch(self, op: str, message: Message) -> None:
+        if op == "load":
+            self._load(message)
+        elif op in ("chat", "render"):
+            self._request(op, message)
+        else:
+            raise ProtocolError(f"unknown op {op!r}")
+
+    def _load(self, message: Message) -> None:
+        if self._engine is not None:
+            raise ProtocolError("a model is already loaded")
+        started = time.perf_counter()
+        last = [-1.0]
+
+        def progress(fraction: float, stage: str) -> None:
+            if fraction - last[0] >= _PROGRESS_STEP or fraction >= 1.0:
+                last[0] = fraction
+                self._out.send({"ev": "progress", "fraction": fraction, "stage": stage})
+
+        def weights(fraction: float) -> None:
+            if fraction >= 1.0:
+                progress(0.92, "creating context")
+            else:
+                progress(0.1 + 0.8 * fraction, "loading weights")
+
+        progress(0.05, "starting llama.cpp")
+        from runtimes.llamacpp.engine import Engine
+        from runtimes.llamacpp.system import wheel_backend
+
+        try:
+            engine = Engine.load(
+                protocol.get_str(message, "path"),
+                n_ctx=protocol.get_int(message, "n_ctx"),
+                n_gpu_layers=protocol.get_int(message, "n_gpu_layers"),
+                n_threads=protocol.get_int(message, "n_threads"),
+                n_batch=protocol.get_int(message, "n_batch"),
+                template_source=protocol.get_str(message, "template"),
+                report=weights,
+            )
+        except (ValueError, RuntimeError, OSError, KeyError) as exc:
+            self._out.send({"ev": "error", "kind": "load", "message": str(exc)})
+            return
+        import llama_cpp
+
+        self._engine = engine
+        print(LOAD_FINISHED_MARKER, file=sys.stderr, flush=True)
+        self._out.send(
+            {
+                "ev": "loaded",
+                "n_ctx": int(engine.llama.n_ctx()),
+                "n_threads": int(engine.llama.n_threads),
+                "backend": wheel_backend(),
+                "gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()),
+                "load_s": time.perf_counter() - started,
+            }
+        )
+
+    def _request(self, op: str, message: Message) -> None:
+        from runtimes.llamacpp.engine import Engine, PromptError
+        from runtimes.llamacpp.textstream import TextBatcher
+
+        started = time.perf_counter()
+        request_id = protocol.get_int(message, "id")
+        engine = self._engine
+        if not isinstance(engine, Engine):
+            raise ProtocolError("no model is loaded")
+        messages = protocol.messages_from_wire(message.get("messages"))
+        try:
+            if op == "render":
+                rendered = engine.render(messages)
+                self._out.send(
+                    {
+                        "ev": "rendered",
+                        "id": request_id,
+                        "text": rendered.text,
+                        "tokens": list(rendered.tokens),
+                        "bos_id": engine.bos_id,
+                        "stop_ids": sorted(rendered.stop_ids),
+                        "stop_texts": list(rendered.stop_texts),
+                    }
+                )
+                return
+            params = protocol.params_from_wire(protocol.get_dict(message, "params"))
+            prompt = engine.render(messages, params.stop)
+            batcher = TextBatcher(
+                lambda text: self._out.send({"ev": "text", "id": request_id, "text": text})
+            )
+            stats = engine.generate(
+                prompt,
+                params,
+                started=started,
+                cancelled=lambda: request_id in self._cancelled_ids or self._stdin_closed.is_set(),
+                on_text=batcher.add,
+            )
+            batcher.flush()
+        except PromptError as exc:
+            self._out.send(
+                {"ev": "error", "id": request_id, "kind": "request", "message": str(exc)}
+            )
+            return
+        except (RuntimeError, ValueError) as exc:  # llama_decode failed, or similar
+            self._out.send({"ev": "error", "id": request_id, "kind": "engine", "message": str(exc)})
+            return
+        finally:
+            self._cancelled_ids.discard(request_id)
+        self._out.send({"ev": "done", "id": request_id, "stats": stats.as_dict()})
+
+
+def _no_core_dumps() -> None:
+    """A crashing worker should report fast, not spend seconds writing a core file."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def main() -> None:
+    """Entry point of the worker process; never returns.
+
+    Leaves with `os._exit`: a normal interpreter shutdown would wait on the stdin reader
+    thread's buffer lock and abort; the operating system frees the model anyway.
+    """
+    channel = take_protocol_stdout()
+    faulthandler.enable()  # a crash leaves a Python traceback in the stderr tail
+    _no_core_dumps()
+    code = Worker(channel).run()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""The main window end to end, offscreen: real SmolLM2 in a real worker, real SQLite."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+from ui.main import build_services
+from ui.main_window import MainWindow
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture()
+def make_window(qtbot, workbench_home: Path):
+    """Build a main window on fresh services (as a new launch would); closes it afterwards."""
+    windows: list[MainWindow] = []
+
+    def make() -> MainWindow:
+        window = MainWindow(build_services())
+        qtbot.addWidget(window)
+        window.show()
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        window.close()
+
+
+def _reply_so_far(window: MainWindow) -> str:
+    text = window.chat_view.reply_text()
+    return text.split("Assistant", 1)[1] if "Assistant" in text else ""
+
+
+def _send(qtbot, window: MainWindow, text: str) -> None:
+    window.chat.params = window.chat.params.__class__(temperature=0.0, seed=1, max_tokens=24)
+    qtbot.keyClicks(window.chat_view.input, text)
+    qtbot.keyClick(window.chat_view.input, Qt.Key.Key_Return)
+
+
+def test_first_launch_lists_the_demo_model(make_window) -> None:
+    window = make_window()
+    labels = [window.picker.combo.itemText(i) for i in range(window.picker.combo.count())]
+    assert any("SmolLM2" in label for label in labels)
+    assert labels[-1] == "Open GGUF file…"
+    assert window.picker.selected_path().endswith(".gguf")
+
+
+def test_typed_prompt_streams_a_reply_and_survives_a_restart(qtbot, make_window) -> None:
+    window = make_window()
+    _send(qtbot, window, "Name a colour.")
+    assert window.chat_view.send_button.isEnabled() is False
+    # Tokens arrive while the reply is still streaming.
+    qtbot.waitUntil(
+        lambda: window.chat.busy and "Assistant" in window.chat_view.reply_text(), timeout=60_000
+    )
+    with qtbot.waitSignal(window.chat.reply_finished, timeout=60_000):
+        pass
+    transcript = window.chat_view.reply_text()
+    reply = transcript.split("Assistant", 1)[1]
+    assert len(reply.strip()) > 5
+    assert "tok/s" in transcript
+    assert window.conversation_list.titles() == ["Name a colour."]
+    assert "loaded" in window.picker.state.text()
+    window.close()
+
+    reopened = make_window()
+    assert reopened.conversation_list.titles() == ["Name a colour."]
+    assert reopened.chat.conversation_id is not None
+    text = reopened.chat_view.reply_text()
+    assert "Name a colour." in text
+    assert reply.strip().splitlines()[0] in text
+
+
+def test_stop_keeps_the_partial_reply(qtbot, make_window) -> None:
+    window = make_window()
+    window.chat.params = window.chat.params.__class__(temperature=0.0, seed=1, max_tokens=400)
+    qtbot.keyClicks(window.chat_view.input, "Write a long story about a lighthouse.")
+    qtbot.keyClick(window.chat_view.input, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: len(_reply_so_far(window)) > 40, timeout=60_000)
+    with qtbot.waitSignal(window.chat.reply_finished, timeout=5_000):
+        qtbot.keyClick(window.chat_view, Qt.Key.Key_Escape)
+    assert "stopped" in window.chat_view.reply_text()
+    conv_id = window.chat.conversation_id
+    messages = window.services.conversations.messages(conv_id)
+    assert messages[-1].role == "assistant"
+    assert messages[-1].status == "interrupted"
+    assert len(messages[-1].content) > 40
+
+
+def test_killed_worker_is_reported_and_the_gui_lives_on(qtbot, make_window) -> None:
+    window = make_window()
+    window.chat.params = window.chat.params.__class__(temperature=0.0, seed=1, max_tokens=400)
+    qtbot.keyClicks(window.chat_view.input, "Count from one to one hundred.")
+    qtbot.keyClick(window.chat_view.input, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: len(_reply_so_far(window)) > 20, timeout=60_000)
+    model = window.services.host.current
+    assert model is not None
+    with qtbot.waitSignal(window.chat.reply_finished, timeout=10_000):
+        os.kill(model.pid, signal.SIGKILL)
+    assert window.chat_view.banner.isVisible()
+    assert "stopped unexpectedly" in window.chat_view.banner.message.text()
+    assert "crashed" in window.picker.state.text()
+    messages = window.services.conversations.messages(window.chat.conversation_id)
+    assert messages[-1].status == "interrupted"
+    assert len(messages[-1].content) >= 15
+    assert messages[-1].content in window.chat_view.reply_text()
+    # The next message loads a fresh worker and gets an answer.
+    window.chat.params = window.chat.params.__class__(temperature=0.0, seed=1, max_tokens=8)
+    qtbot.keyClicks(window.chat_view.input, "Hello again")
+    with qtbot.waitSignal(window.chat.reply_finished, timeout=60_000):
+        qtbot.keyClick(window.chat_view.input, Qt.Key.Key_Return)
+    assert window.services.conversations.messages(window.chat.conversation_id)[-1].status == (
+        "complete"
+    )
+
+
+def test_opening_a_corrupt_file_shows_a_clear_error(qtbot, make_window, tmp_path: Path) -> None:
+    window = make_window()
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"NOPE" + bytes(100))
+    window.open_model_file(bad)
+    assert window.chat_view.banner.isVisible()
+    assert "not a usable GGUF" in window.chat_view.banner.message.text()
+    labels = [window.picker.combo.itemText(i) for i in range(window.picker.combo.count())]
+    assert not any("broken" in label for label in labels)

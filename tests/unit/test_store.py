@@ -1,0 +1,243 @@
+"""The history database: opening, pragmas, migrations, schema drift, search index, fixtures."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+from app.chat import ConversationService
+from app.errors import DatabaseUnavailable, UserFacingError
+from app.store import (
+    Base,
+    Database,
+    DatabaseFileInvalid,
+    DatabaseTooNew,
+    ModelFile,
+    alembic_config,
+    head_revision,
+    open_database,
+)
+from app.store.models import include_name
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "db"
+TABLES = {"models", "conversations", "messages"}
+
+
+def _pragma(db: Database, name: str) -> object:
+    with db.engine.connect() as connection:
+        return connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+
+
+def _match(db: Database, query: str) -> list[int]:
+    with db.engine.connect() as connection:
+        rows = connection.exec_driver_sql(
+            "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? ORDER BY rowid", (query,)
+        )
+        return [row[0] for row in rows]
+
+
+def _schema_diffs(db: Database) -> list[object]:
+    with db.engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"include_name": include_name, "compare_type": True}
+        )
+        return list(compare_metadata(context, Base.metadata))
+
+
+@pytest.fixture()
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = open_database(tmp_path / "history.sqlite3")
+    yield database
+    database.close()
+
+
+def test_open_creates_the_folder_and_migrates_to_head(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "folder" / "history.sqlite3"
+    with open_database(path) as db:
+        assert path.is_file()
+        assert db.revision() == head_revision() == "0001_initial"
+        assert set(inspect(db.engine).get_table_names()) >= TABLES
+
+
+def test_connections_use_wal_foreign_keys_and_a_busy_timeout(tmp_path: Path) -> None:
+    with open_database(tmp_path / "h.sqlite3", busy_timeout_s=1.5) as db:
+        assert _pragma(db, "journal_mode") == "wal"
+        assert _pragma(db, "foreign_keys") == 1
+        assert _pragma(db, "busy_timeout") == 1500
+
+
+def test_opening_twice_keeps_data_and_revision(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    with open_database(path) as db:
+        ConversationService(db).create(model_name="first")
+    with open_database(path) as db:
+        assert db.revision() == head_revision()
+        assert [c.model_name for c in ConversationService(db).list_conversations()] == ["first"]
+
+
+def test_upgrade_from_an_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.sqlite3"
+    path.touch()
+    with open_database(path) as db:
+        assert db.revision() == head_revision()
+        assert _schema_diffs(db) == []
+
+
+def test_a_garbage_file_gives_a_clear_error_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "history.sqlite3"
+    path.write_bytes(b"this is not an SQLite database\n" * 200)
+    with pytest.raises(DatabaseFileInvalid) as caught:
+        open_database(path)
+    assert isinstance(caught.value, UserFacingError)
+    assert str(path) in caught.value.message
+    assert "not a database" in caught.value.message
+    assert path.read_bytes().startswith(b"this is not"), "the file is left untouched"
+
+
+def test_a_database_of_another_program_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.sqlite3"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
+    connection.close()
+    with pytest.raises(DatabaseFileInvalid, match="invoices"):
+        open_database(path)
+
+
+def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    open_database(path).close()
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '0099_from_the_future'")
+    connection.close()
+    with pytest.raises(DatabaseTooNew) as caught:
+        open_database(path)
+    assert "0099_from_the_future" in caught.value.message
+    assert "newer version" in caught.value.message
+    assert str(path) in caught.value.message
+
+
+def test_an_unwritable_folder_is_reported_not_raised_raw(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(DatabaseUnavailable, match="a-file"):
+        open_database(blocker / "history.sqlite3")
+
+
+def test_models_match_the_migrations(db: Database) -> None:
+    assert _schema_diffs(db) == []
+
+
+def test_schema_check_sees_a_model_the_migrations_lack(db: Database) -> None:
+    # Proves the drift test above can fail: drop an index the models declare.
+    with db.engine.begin() as connection:
+        connection.exec_driver_sql("DROP INDEX ix_messages_conversation_id_id")
+    assert any("ix_messages_conversation_id_id" in repr(diff) for diff in _schema_diffs(db))
+
+
+def test_downgrade_to_base_and_upgrade_again(db: Database) -> None:
+    ConversationService(db).create(model_name="gone after downgrade")
+    with db.engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "base")
+    names = set(inspect(db.engine).get_table_names())
+    assert names == {"alembic_version"}
+    with db.engine.begin() as connection:
+        command.upgrade(alembic_config(connection), "head")
+    assert db.revision() == head_revision()
+    assert _schema_diffs(db) == []
+    assert ConversationService(db).list_conversations() == []
+
+
+def test_message_text_is_findable_with_match(db: Database) -> None:
+    service = ConversationService(db)
+    chat = service.create()
+    first = service.add_user_message(chat.id, "How do I write a quicksort in Python?")
+    second = service.add_user_message(chat.id, "And a mergesort?")
+    assert _match(db, "quicksort") == [first.id]
+    assert _match(db, "mergesort") == [second.id]
+    assert _match(db, "python") == [first.id], "search ignores case"
+
+
+def test_search_index_follows_updates_and_deletes(db: Database) -> None:
+    service = ConversationService(db)
+    chat = service.create()
+    message = service.add_user_message(chat.id, "an ocelot")
+    with db.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "UPDATE messages SET content = 'a capybara' WHERE id = ?", (message.id,)
+        )
+    assert _match(db, "ocelot") == []
+    assert _match(db, "capybara") == [message.id]
+    service.delete(chat.id)
+    assert _match(db, "capybara") == []
+    with db.engine.begin() as connection:
+        # Raises if the index disagrees with the messages table.
+        connection.exec_driver_sql(
+            "INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)"
+        )
+
+
+def test_deleting_a_conversation_cascades_to_its_messages(db: Database) -> None:
+    service = ConversationService(db)
+    chat = service.create()
+    service.add_user_message(chat.id, "hello")
+    service.delete(chat.id)
+    with db.engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM messages").scalar() == 0
+
+
+def test_model_file_paths_are_unique(db: Database) -> None:
+    with db.session() as session:
+        session.add(ModelFile(path="/m/a.gguf", name="a"))
+    with pytest.raises(Exception, match="UNIQUE"), db.session() as session:
+        session.add(ModelFile(path="/m/a.gguf", name="again"))
+
+
+def test_session_rolls_back_on_error(db: Database) -> None:
+    with pytest.raises(ZeroDivisionError), db.session() as session:
+        session.add(ModelFile(path="/m/b.gguf"))
+        session.flush()
+        _ = 1 / 0
+    with db.session() as session:
+        assert session.query(ModelFile).count() == 0
+
+
+def test_there_is_a_fixture_for_the_current_schema() -> None:
+    assert (FIXTURES / f"{head_revision()}.sqlite3").is_file(), (
+        "run tests/fixtures/db/make_fixture.py when releasing a schema version"
+    )
+
+
+@pytest.mark.parametrize("fixture", sorted(FIXTURES.glob("*.sqlite3")), ids=lambda path: path.stem)
+def test_fixture_databases_open_with_current_code(fixture: Path, tmp_path: Path) -> None:
+    path = tmp_path / fixture.name
+    shutil.copyfile(fixture, path)
+    with open_database(path) as db:
+        assert db.revision() == head_revision()
+        assert _schema_diffs(db) == []
+        service = ConversationService(db)
+        chats = service.list_conversations()
+        assert [c.title for c in chats] == [
+            "An empty renamed chat",
+            "How do I write a quicksort in Python?",
+        ]
+        messages = service.messages(chats[1].id)
+        assert [(m.role, m.status) for m in messages] == [
+            ("user", "complete"),
+            ("assistant", "complete"),
+            ("user", "complete"),
+            ("assistant", "interrupted"),
+        ]
+        assert messages[1].stats is not None
+        assert messages[1].stats.completion_tokens == 13
+        assert messages[3].content == "def quicksort(items):"
+        assert _match(db, "quicksort") == [messages[0].id, messages[3].id]
+        with db.session() as session:
+            assert session.query(ModelFile).one().quant == "Q4_1"

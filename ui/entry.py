@@ -1,0 +1,22 @@
+"""The `llm-workbench` console script: no command opens the window, commands run headless."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Dispatch to the GUI (no arguments) or to the headless CLI."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("gui", "--gui"):
+        from ui.main import run_gui
+
+        return run_gui(args[1:])
+    from app.cli import run
+
+    return run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

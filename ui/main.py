@@ -1,0 +1,96 @@
+"""Composition root: builds the services, the application object and the main window."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from PySide6.QtCore import QCoreApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from app import __version__
+from app.chat import ConversationService
+from app.engine import ModelHost
+from app.errors import WorkbenchError
+from app.library import ModelLibrary
+from app.logs import setup_logging
+from app.paths import AppPaths, app_paths
+from app.settings import Settings
+from app.store import open_database
+from ui.main_window import MainWindow, Services
+
+log = logging.getLogger(__name__)
+
+
+def build_services(paths: AppPaths | None = None) -> Services:
+    """Open the database (migrating it), recover interrupted replies, read the settings."""
+    paths = (paths or app_paths()).ensure()
+    log_file = setup_logging(paths.log_dir)
+    database = open_database(paths.database)
+    conversations = ConversationService(database)
+    recovered = conversations.recover_interrupted()
+    if recovered:
+        log.warning("%d reply(ies) were cut off by a crash; marked interrupted", recovered)
+    settings = Settings.load(paths.settings_file)
+    extra = [Path(p) for p in settings.opened_model_files]
+    library = ModelLibrary(paths, extra_files=extra)
+    return Services(
+        paths=paths,
+        conversations=conversations,
+        settings=settings,
+        library=library,
+        host=ModelHost(),
+        log_file=log_file,
+    )
+
+
+def _install_crash_handler(log_file: Path) -> None:
+    """Anything that escapes is a bug: log it and say where the log is."""
+
+    def handle(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+        text = "".join(traceback.format_exception(kind, value, tb))
+        log.critical("unhandled exception\n%s", text)
+        if QApplication.instance() is not None:
+            box = QMessageBox(
+                QMessageBox.Icon.Critical,
+                "LLM Workbench hit a bug",
+                f"Something went wrong inside the workbench. Your conversations "
+                f"are saved. The log has the details:\n{log_file}",
+            )
+            box.setDetailedText(text)
+            box.exec()
+
+    sys.excepthook = handle
+
+
+def create_application(argv: Sequence[str] = ()) -> QApplication:
+    """The QApplication with the workbench's names and style."""
+    existing = QApplication.instance()
+    if isinstance(existing, QApplication):
+        return existing
+    QCoreApplication.setApplicationName("LLM Workbench")
+    QCoreApplication.setOrganizationName("LLM Workbench")
+    QCoreApplication.setApplicationVersion(__version__)
+    app = QApplication(["llm-workbench", *argv])
+    if sys.platform != "darwin":
+        app.setStyle("Fusion")
+    return app
+
+
+def run_gui(argv: Sequence[str] = ()) -> int:
+    """Open the main window and run the event loop; returns the exit code."""
+    app = create_application(argv)
+    try:
+        services = build_services()
+    except WorkbenchError as exc:
+        QMessageBox.critical(None, "LLM Workbench cannot start", exc.message)
+        return 1
+    _install_crash_handler(services.log_file)
+    window = MainWindow(services)
+    window.show()
+    window.start_hardware_probe()
+    return int(app.exec())

@@ -1,0 +1,294 @@
+"""The main window: toolbar with the model picker, conversations, chat, hardware status bar."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, Qt, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QToolBar,
+)
+
+from app import __version__
+from app.chat import ConversationService
+from app.engine import ModelHost
+from app.errors import UserFacingError, WorkbenchError
+from app.gguf import read_model_metadata
+from app.hardware import HardwareProfile, summary_line
+from app.library import ModelLibrary
+from app.paths import AppPaths
+from app.settings import Settings
+from ui.chat_controller import ChatController
+from ui.chat_view import ChatView
+from ui.conversation_list import ConversationList
+from ui.model_controller import ModelController
+from ui.model_picker import ModelPicker
+from ui.workers import HardwareWorker, WorkerThread, start_worker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What the window needs from the app floor, built by the composition root."""
+
+    paths: AppPaths
+    conversations: ConversationService
+    settings: Settings
+    library: ModelLibrary
+    host: ModelHost
+    log_file: Path
+
+
+class MainWindow(QMainWindow):
+    """Conversations on the left, the chat in the middle, the machine in the status bar."""
+
+    def __init__(self, services: Services) -> None:
+        super().__init__()
+        self.services = services
+        self.setWindowTitle("LLM Workbench")
+        self.resize(1180, 760)
+        self.picker = ModelPicker(self)
+        self.conversation_list = ConversationList(self)
+        self.chat_view = ChatView(self)
+        self.models = ModelController(services.host, self.picker, self)
+        self.chat = ChatController(
+            services.conversations, self.chat_view, self.models, str(services.log_file), self
+        )
+        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        self.splitter.addWidget(self.conversation_list)
+        self.splitter.addWidget(self.chat_view)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([240, 940])
+        self.setCentralWidget(self.splitter)
+        self.hardware_label = QLabel("Probing hardware…", self)
+        self.speed_label = QLabel("", self)
+        self.statusBar().addWidget(self.hardware_label, 1)
+        self.statusBar().addPermanentWidget(self.speed_label)
+        self.hardware: HardwareProfile | None = None
+        self._hardware_probe: WorkerThread | None = None
+        self._build_toolbar()
+        self._build_menus()
+        self._connect()
+        self.refresh_models()
+        self._restore_state()
+
+    # ------------------------------------------------------------------ build
+
+    def _build_toolbar(self) -> None:
+        toolbar = QToolBar("Model", self)
+        toolbar.setObjectName("model_toolbar")
+        toolbar.setMovable(False)
+        toolbar.addWidget(self.picker)
+        self.addToolBar(toolbar)
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self.new_action = QAction("&New Chat", self)
+        self.new_action.setShortcut(QKeySequence.StandardKey.New)
+        self.open_action = QAction("&Open GGUF File…", self)
+        self.open_action.setShortcut(QKeySequence.StandardKey.Open)
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+        file_menu.addActions([self.new_action, self.open_action])
+        file_menu.addSeparator()
+        file_menu.addAction(quit_action)
+        self.new_action.triggered.connect(self._on_new_action_triggered)
+        self.open_action.triggered.connect(self._on_open_action_triggered)
+        quit_action.triggered.connect(self.close)
+        chat_menu = self.menuBar().addMenu("&Chat")
+        self.stop_action = QAction("&Stop Reply", self)
+        self.stop_action.setShortcut(QKeySequence(Qt.Key.Key_Escape))
+        self.stop_action.triggered.connect(self.chat.stop)
+        chat_menu.addAction(self.stop_action)
+        help_menu = self.menuBar().addMenu("&Help")
+        about = QAction("&About LLM Workbench", self)
+        about.setMenuRole(QAction.MenuRole.AboutRole)
+        about.triggered.connect(self._on_about_triggered)
+        help_menu.addAction(about)
+
+    def _connect(self) -> None:
+        cl = self.conversation_list
+        cl.new_requested.connect(self._on_new_action_triggered)
+        cl.conversation_selected.connect(self._on_conversation_list_conversation_selected)
+        cl.rename_requested.connect(self._on_conversation_list_rename_requested)
+        cl.delete_requested.connect(self._on_conversation_list_delete_requested)
+        self.picker.model_chosen.connect(self._on_picker_model_chosen)
+        self.picker.open_file_requested.connect(self._on_open_action_triggered)
+        self.picker.load_requested.connect(self._on_picker_load_requested)
+        self.picker.unload_requested.connect(self.models.unload)
+        self.models.load_failed.connect(self._on_models_load_failed)
+        self.chat.conversations_changed.connect(self.refresh_conversations)
+        self.chat.speed_measured.connect(self.speed_label.setText)
+
+    # ---------------------------------------------------------------- public
+
+    def start_hardware_probe(self) -> None:
+        """Probe the hardware on a worker thread; the status bar fills in when done."""
+        worker = HardwareWorker(self.services.paths.models_dir)
+
+        def connect() -> None:
+            worker.probed.connect(self._on_hardware_probed)
+
+        self._hardware_probe = start_worker(worker, connect, self)
+
+    def refresh_models(self) -> None:
+        """Rescan the local models and refill the picker."""
+        models = self.services.library.scan()
+        self.models.set_models(models)
+        self.picker.set_models(models, self.services.settings.selected_model_path)
+        if not models:
+            self.chat_view.banner.show_message(
+                "No local models yet. Run ./workbench.sh to install the demo model, "
+                "or open a .gguf file (File ▸ Open GGUF File…)."
+            )
+
+    @Slot()
+    def refresh_conversations(self) -> None:
+        """Reload the conversation list, keeping the open one selected."""
+        convs = self.services.conversations.list_conversations()
+        self.conversation_list.set_conversations(convs, self.chat.conversation_id)
+
+    def open_model_file(self, path: Path) -> None:
+        """Add a .gguf file to the library (after a header check) and select it."""
+        try:
+            read_model_metadata(path)
+        except UserFacingError as exc:
+            self.chat_view.banner.show_error(exc)
+            return
+        opened = self.services.settings.opened_model_files
+        if str(path) not in opened:
+            self.services.settings.opened_model_files = [*opened, str(path)]
+        self.services.library.add_file(path)
+        self.services.settings.selected_model_path = str(path)
+        self.services.settings.save()
+        self.refresh_models()
+
+    # ----------------------------------------------------------------- slots
+
+    @Slot()
+    def _on_new_action_triggered(self) -> None:
+        if self.chat.busy:
+            return
+        path = self.picker.selected_path()
+        name = self.picker.combo.currentText().split("  ·  ")[0] if path else ""
+        self.chat.new_conversation(path, name)
+        self.chat_view.input.setFocus()
+
+    @Slot()
+    def _on_open_action_triggered(self) -> None:
+        start = str(self.services.paths.models_dir)
+        filename, _ = QFileDialog.getOpenFileName(
+            self, "Open a GGUF model", start, "GGUF models (*.gguf);;All files (*)"
+        )
+        if filename:
+            self.open_model_file(Path(filename))
+        else:
+            self.picker.select_path(self.services.settings.selected_model_path)
+
+    @Slot(int)
+    def _on_conversation_list_conversation_selected(self, conversation_id: int) -> None:
+        if self.chat.busy:
+            self.refresh_conversations()
+            return
+        self.chat.open_conversation(conversation_id)
+        conv = self.services.conversations.get(conversation_id)
+        if conv.model_path:
+            self.picker.select_path(conv.model_path)
+
+    @Slot(int, str)
+    def _on_conversation_list_rename_requested(self, conversation_id: int, title: str) -> None:
+        try:
+            self.services.conversations.rename(conversation_id, title)
+        except WorkbenchError as exc:
+            self.chat_view.banner.show_error(exc)
+        self.refresh_conversations()
+
+    @Slot(int)
+    def _on_conversation_list_delete_requested(self, conversation_id: int) -> None:
+        if self.chat.busy and conversation_id == self.chat.conversation_id:
+            self.chat_view.banner.show_message("Stop the reply before deleting this conversation.")
+            return
+        self.services.conversations.delete(conversation_id)
+        if conversation_id == self.chat.conversation_id:
+            self.chat.conversation_id = None
+            self.chat_view.show_messages([])
+        self.refresh_conversations()
+
+    @Slot(str)
+    def _on_picker_model_chosen(self, path: str) -> None:
+        self.services.settings.selected_model_path = path
+        self.services.settings.save()
+
+    @Slot()
+    def _on_picker_load_requested(self) -> None:
+        path = self.picker.selected_path()
+        if path:
+            self.models.load(path)
+
+    @Slot(object)
+    def _on_models_load_failed(self, error: BaseException) -> None:
+        if not self.chat.busy:
+            self.chat_view.banner.show_error(error, str(self.services.log_file))
+
+    @Slot(object)
+    def _on_hardware_probed(self, profile: HardwareProfile) -> None:
+        self.hardware = profile
+        self.hardware_label.setText(summary_line(profile))
+
+    @Slot()
+    def _on_about_triggered(self) -> None:
+        paths = self.services.paths
+        QMessageBox.about(
+            self,
+            "About LLM Workbench",
+            f"<b>LLM Workbench {__version__}</b><br>Run open-weight LLMs on your own machine."
+            f"<br><br>Data: {paths.data_dir}<br>Models: {paths.models_dir}<br>"
+            f"Logs: {paths.log_dir}",
+        )
+
+    # ------------------------------------------------------- state and close
+
+    def _restore_state(self) -> None:
+        settings = self.services.settings
+        if settings.window_geometry:
+            self.restoreGeometry(QByteArray(settings.window_geometry))
+        if settings.splitter_state:
+            self.splitter.restoreState(QByteArray(settings.splitter_state))
+        last = settings.last_conversation_id
+        ids = [c.id for c in self.services.conversations.list_conversations()]
+        if last in ids:
+            assert last is not None
+            self.chat.conversation_id = last
+            self.chat.open_conversation(last)
+            conv = self.services.conversations.get(last)
+            if conv.model_path:
+                self.picker.select_path(conv.model_path)
+        self.refresh_conversations()
+
+    def save_state(self) -> None:
+        """Store geometry, splitter and the open conversation in the settings file."""
+        settings = self.services.settings
+        settings.window_geometry = bytes(self.saveGeometry().data())
+        settings.splitter_state = bytes(self.splitter.saveState().data())
+        settings.last_conversation_id = self.chat.conversation_id
+        settings.selected_model_path = self.picker.selected_path()
+        settings.save()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Save state, stop the reply, end the model's worker process."""
+        self.save_state()
+        self.chat.shutdown()
+        self.models.shutdown()
+        if self._hardware_probe is not None:
+            self._hardware_probe.wait(3000)
+        super().closeEvent(event)

@@ -1,0 +1,121 @@
+"""Loads and unloads models on a worker thread and keeps the picker's state in step."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from app.engine import ModelHost, plan_load
+from app.library import LocalModel
+from runtimes.base import LoadedModel
+from ui.model_picker import ModelPicker
+from ui.workers import LoadWorker, WorkerThread, start_worker
+
+log = logging.getLogger(__name__)
+
+
+def describe_load(model: LoadedModel) -> str:
+    """A short summary of what a load produced, for the toolbar."""
+    info = model.info
+    where = (
+        f"{info.n_gpu_layers}/{info.n_layers} layers on {info.backend}"
+        if info.n_gpu_layers
+        else info.backend
+    )
+    return f"{where} · {info.n_threads} threads · ctx {info.n_ctx} · {info.load_time_s:.1f} s"
+
+
+class ModelController(QObject):
+    """Owns the `ModelHost` on behalf of the GUI.
+
+    Signals:
+        model_loaded(object): the `LoadedModel` now in use.
+        load_failed(object): the error that stopped a load.
+        model_unloaded(): the model was unloaded (by the user or a crash).
+    """
+
+    model_loaded = Signal(object)
+    load_failed = Signal(object)
+    model_unloaded = Signal()
+
+    def __init__(self, host: ModelHost, picker: ModelPicker, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.host = host
+        self.picker = picker
+        self._models: dict[str, LocalModel] = {}
+        self._load: WorkerThread | None = None
+
+    def set_models(self, models: list[LocalModel]) -> None:
+        """Remember the library's models (for their context lengths)."""
+        self._models = {str(m.path): m for m in models}
+
+    @property
+    def loading(self) -> bool:
+        """Whether a load is under way."""
+        return self._load is not None and self._load.running()
+
+    def loaded_model(self, path: str) -> LoadedModel | None:
+        """The loaded model if it is `path` and alive."""
+        current = self.host.current
+        if current is not None and self.host.current_path == path:
+            return current
+        return None
+
+    def load(self, path: str) -> None:
+        """Start loading `path` (unloading whatever is loaded); no-op while a load runs."""
+        if self.loading:
+            return
+        model = self._models.get(path)
+        context = (model.context_length or 0) if model is not None else 0
+        plan = plan_load(context)
+        worker = LoadWorker(self.host, Path(path), plan)
+
+        def connect() -> None:
+            worker.progressed.connect(self._on_worker_progressed)
+            worker.loaded.connect(self._on_worker_loaded)
+            worker.failed.connect(self._on_worker_failed)
+
+        self.picker.set_loading(0.0, "starting")
+        self._load = start_worker(worker, connect, self)
+
+    def cancel_load(self) -> None:
+        """Abort a running load (its worker process is killed)."""
+        if self._load is not None and self._load.running():
+            self._load.worker.cancel.cancel()
+
+    @Slot()
+    def unload(self) -> None:
+        """Unload the current model; its memory returns to the system."""
+        self.host.unload()
+        self.picker.set_unloaded()
+        self.model_unloaded.emit()
+
+    def mark_crashed(self) -> None:
+        """The worker died: say so in the picker; the next send loads again."""
+        self.host.unload()
+        self.picker.set_unloaded("crashed — will reload on send")
+        self.model_unloaded.emit()
+
+    def shutdown(self) -> None:
+        """Stop loads and end the worker process (on window close)."""
+        self.cancel_load()
+        if self._load is not None:
+            self._load.wait(5000)
+        self.host.unload()
+
+    @Slot(float, str)
+    def _on_worker_progressed(self, fraction: float, stage: str) -> None:
+        self.picker.set_loading(fraction, stage)
+
+    @Slot(object)
+    def _on_worker_loaded(self, model: LoadedModel) -> None:
+        self.picker.set_loaded(describe_load(model))
+        log.info("loaded: %s", describe_load(model))
+        self.model_loaded.emit(model)
+
+    @Slot(object)
+    def _on_worker_failed(self, error: BaseException) -> None:
+        self.picker.set_unloaded("failed to load")
+        self.load_failed.emit(error)

@@ -1,0 +1,129 @@
+"""The toolbar's model picker: local models, "Open GGUF file…", load state and progress."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+
+from app.library import LocalModel
+
+_OPEN_FILE = "__open_file__"
+
+
+def _format_size(size_bytes: int) -> str:
+    if size_bytes >= 1e9:
+        return f"{size_bytes / 1e9:.1f} GB"
+    return f"{size_bytes / 1e6:.0f} MB"
+
+
+class ModelPicker(QWidget):
+    """Chooses the model of the open conversation and shows whether it is loaded.
+
+    Signals:
+        model_chosen(str): the path of the model the user picked.
+        open_file_requested(): the user picked "Open GGUF file…".
+        load_requested(): the user pressed Load.
+        unload_requested(): the user pressed Unload.
+    """
+
+    model_chosen = Signal(str)
+    open_file_requested = Signal()
+    load_requested = Signal()
+    unload_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.combo = QComboBox(self)
+        self.combo.setObjectName("model_combo")
+        self.combo.setMinimumWidth(320)
+        self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.load_button = QPushButton("Load", self)
+        self.state = QLabel("○ not loaded", self)
+        self.state.setObjectName("load_state")
+        self.progress = QProgressBar(self)
+        self.progress.setRange(0, 100)
+        self.progress.setMaximumWidth(160)
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.combo)
+        layout.addWidget(self.load_button)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.state)
+        self.combo.activated.connect(self._on_combo_activated)
+        self.load_button.clicked.connect(self._on_load_button_clicked)
+        self._loaded = False
+
+    def set_models(self, models: Sequence[LocalModel], selected_path: str) -> None:
+        """Fill the list; keeps `selected_path` selected when it is there."""
+        self.combo.blockSignals(True)
+        try:
+            self.combo.clear()
+            for model in models:
+                label = f"{model.name}  ·  {_format_size(model.size_bytes)}"
+                self.combo.addItem(label, str(model.path))
+                index = self.combo.count() - 1
+                tip = model.problem or f"{model.path}\n{model.source}"
+                self.combo.setItemData(index, tip, Qt.ItemDataRole.ToolTipRole)
+            self.combo.insertSeparator(self.combo.count())
+            self.combo.addItem("Open GGUF file…", _OPEN_FILE)
+            self.select_path(selected_path)
+        finally:
+            self.combo.blockSignals(False)
+
+    def select_path(self, path: str) -> None:
+        """Show `path` as the chosen model (first model when absent)."""
+        index = self.combo.findData(path) if path else -1
+        self.combo.setCurrentIndex(index if index >= 0 else 0)
+
+    def selected_path(self) -> str:
+        """The chosen model's path ("" when none)."""
+        data = self.combo.currentData()
+        return "" if data in (None, _OPEN_FILE) else str(data)
+
+    def set_loading(self, fraction: float, stage: str) -> None:
+        """Show load progress."""
+        self.progress.show()
+        self.progress.setValue(round(fraction * 100))
+        self.progress.setFormat(f"{stage} %p%")
+        self.state.setText("◌ loading…")
+        self.load_button.setEnabled(False)
+        self.combo.setEnabled(False)
+
+    def set_loaded(self, summary: str) -> None:
+        """Show the model as loaded, with a short summary (backend, threads, context)."""
+        self._loaded = True
+        self.progress.hide()
+        self.state.setText(f"● loaded · {summary}")
+        self.state.setStyleSheet("color: #2e7d32")
+        self.load_button.setText("Unload")
+        self.load_button.setEnabled(True)
+        self.combo.setEnabled(True)
+
+    def set_unloaded(self, reason: str = "not loaded") -> None:
+        """Show the model as not loaded (and why: "not loaded", "crashed", "failed")."""
+        self._loaded = False
+        self.progress.hide()
+        self.state.setText(f"○ {reason}")
+        self.state.setStyleSheet("" if reason == "not loaded" else "color: #b3541e")
+        self.load_button.setText("Load")
+        self.load_button.setEnabled(True)
+        self.combo.setEnabled(True)
+
+    @Slot(int)
+    def _on_combo_activated(self, index: int) -> None:
+        data = self.combo.itemData(index)
+        if data == _OPEN_FILE:
+            self.open_file_requested.emit()
+        elif data:
+            self.model_chosen.emit(str(data))
+
+    @Slot()
+    def _on_load_button_clicked(self) -> None:
+        if self._loaded:
+            self.unload_requested.emit()
+        else:
+            self.load_requested.emit()

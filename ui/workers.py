@@ -1,0 +1,156 @@
+"""QObject workers that pump runtime and app generators on their own QThreads.
+
+Each worker is moved to a fresh `QThread`, its signals are connected by the caller, and only
+then is the thread started (`start_worker`). Workers never touch widgets or the database.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from app.engine import LoadPlan, ModelHost
+from app.errors import WorkbenchError
+from app.hardware import HardwareProfile, probe_hardware
+from runtimes.base import CancelToken, ChatRequest, Done, LoadedModel, LoadProgress, TextDelta
+
+log = logging.getLogger(__name__)
+
+
+class LoadWorker(QObject):
+    """Loads one model through the `ModelHost`.
+
+    Signals:
+        progressed(float, str): fraction in [0, 1] and the stage label.
+        loaded(object): the `LoadedModel`, ready.
+        failed(object): the `WorkbenchError` (or unexpected exception) that stopped the load.
+        finished(): always last.
+    """
+
+    progressed = Signal(float, str)
+    loaded = Signal(object)
+    failed = Signal(object)
+    finished = Signal()
+
+    def __init__(self, host: ModelHost, path: Path, plan: LoadPlan) -> None:
+        super().__init__()
+        self._host = host
+        self._path = path
+        self._plan = plan
+        self.cancel = CancelToken()
+
+    @Slot()
+    def run(self) -> None:
+        """Load the model; emits `loaded` or `failed`, then `finished`."""
+        try:
+            model = self._host.load(self._path, self._plan, self._on_progress, self.cancel)
+        except WorkbenchError as exc:
+            self.failed.emit(exc)
+        except Exception as exc:
+            log.exception("unexpected error while loading %s", self._path)
+            self.failed.emit(exc)
+        else:
+            self.loaded.emit(model)
+        self.finished.emit()
+
+    def _on_progress(self, progress: LoadProgress) -> None:
+        self.progressed.emit(progress.fraction, progress.stage)
+
+
+class GenerationWorker(QObject):
+    """Streams one reply from a loaded model.
+
+    Signals:
+        text_received(str): a piece of the reply (may be several tokens).
+        completed(object): the `GenerationStats` of the finished (or cancelled) reply.
+        failed(object): the error that ended the stream early (e.g. `RuntimeCrashed`).
+        finished(): always last.
+    """
+
+    text_received = Signal(str)
+    completed = Signal(object)
+    failed = Signal(object)
+    finished = Signal()
+
+    def __init__(self, model: LoadedModel, request: ChatRequest) -> None:
+        super().__init__()
+        self._model = model
+        self._request = request
+        self.cancel = CancelToken()
+
+    @Slot()
+    def run(self) -> None:
+        """Pump the runtime's generator until `Done` or an error."""
+        try:
+            for event in self._model.chat(self._request, self.cancel):
+                if isinstance(event, TextDelta):
+                    self.text_received.emit(event.text)
+                elif isinstance(event, Done):
+                    self.completed.emit(event.stats)
+        except WorkbenchError as exc:
+            self.failed.emit(exc)
+        except Exception as exc:
+            log.exception("unexpected error while generating")
+            self.failed.emit(exc)
+        self.finished.emit()
+
+
+class HardwareWorker(QObject):
+    """Probes the hardware (subprocesses with timeouts) off the GUI thread.
+
+    Signals:
+        probed(object): the `HardwareProfile`.
+        finished(): always last.
+    """
+
+    probed = Signal(object)
+    finished = Signal()
+
+    def __init__(self, models_dir: Path) -> None:
+        super().__init__()
+        self._models_dir = models_dir
+
+    @Slot()
+    def run(self) -> None:
+        """Run the probe (it never raises)."""
+        profile: HardwareProfile = probe_hardware(self._models_dir)
+        self.probed.emit(profile)
+        self.finished.emit()
+
+
+class WorkerThread:
+    """A worker and its thread; keeps both alive until the thread has finished."""
+
+    def __init__(self, worker: Any, thread: QThread) -> None:
+        self.worker = worker
+        self.thread = thread
+
+    def wait(self, msecs: int = 10_000) -> bool:
+        """Block until the thread ends (for shutdown and tests)."""
+        return bool(self.thread.wait(msecs))
+
+    def running(self) -> bool:
+        """Whether the thread is still running."""
+        return bool(self.thread.isRunning())
+
+
+def start_worker(
+    worker: QObject, connect: Callable[[], None], parent: QObject | None = None
+) -> WorkerThread:
+    """Move `worker` to a new thread, let `connect()` wire its signals, then start it.
+
+    The worker must have a `run` slot and a `finished` signal; the thread quits when the
+    worker finishes. Keep the returned handle until then: it owns the thread.
+    """
+    thread = QThread(parent)
+    worker.moveToThread(thread)
+    connect()
+    thread.started.connect(worker.run)  # type: ignore[attr-defined]
+    worker.finished.connect(thread.quit)  # type: ignore[attr-defined]
+    worker.finished.connect(worker.deleteLater)  # type: ignore[attr-defined]
+    thread.start()
+    return WorkerThread(worker, thread)
