@@ -27,6 +27,8 @@ from ui.banner import Banner
 
 _ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System"}
 _PLAIN = QTextCharFormat()
+_BOLD = QTextCharFormat()
+_BOLD.setFontWeight(700)
 _STATUS_NOTES = {
     "interrupted": "interrupted",
     "error": "failed",
@@ -210,11 +212,15 @@ class ChatView(QWidget):
             self.transcript.clear()
 
     def _append_header(self, role: str) -> None:
-        title = html.escape(_ROLE_TITLES.get(role, role))
+        title = _ROLE_TITLES.get(role, role)
         cursor = self._cursor_at_end()
-        if not self._document().isEmpty():
-            cursor.insertBlock()
-        cursor.insertHtml(f"<p style='margin-top:10px'><b>{title}</b></p>")
+        block = QTextBlockFormat()
+        block.setTopMargin(14 if not self._document().isEmpty() else 0)
+        if self._document().isEmpty():
+            cursor.setBlockFormat(block)
+        else:
+            cursor.insertBlock(block, _PLAIN)
+        cursor.insertText(title, _BOLD)
 
     def _append_body(self, text: str) -> None:
         cursor = self._cursor_at_end()

@@ -203,9 +203,11 @@ class LlamaCppModel:
         except ProtocolError:
             self._break_worker()
             raise
-        if event is None or event.get("id") != request_id:
+        if event is None:
             return None
-        return event
+        if event.get("id") == request_id or (event["ev"] == "error" and "id" not in event):
+            return event  # an error without id: the worker could not even read the request
+        return None
 
     def _exited_error(self) -> WorkbenchError:
         if self._unloaded:

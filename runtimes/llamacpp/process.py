@@ -27,7 +27,8 @@ from runtimes.llamacpp.system import parse_offloaded
 WORKER_MODULE = "runtimes.llamacpp.worker"
 TAIL_LINES = 60
 _TAIL_LINE_CHARS = 400
-_stderr_log = logging.getLogger("runtimes.llamacpp.worker")
+_stderr_log = logging.getLogger("runtimes.llamacpp.worker")  # the worker's own log lines
+_log = logging.getLogger(__name__)
 
 
 class WorkerExited(Exception):
@@ -183,7 +184,7 @@ class WorkerProcess:
         try:
             self._proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            _stderr_log.error("worker %d did not die after SIGKILL", self.pid)
+            _log.error("worker %d did not die after SIGKILL", self.pid)
         self._close_pipes()
 
     def _close_pipes(self) -> None:
@@ -207,7 +208,7 @@ class WorkerProcess:
                 except ProtocolError as exc:
                     self._events.put(exc)
         except (OSError, ValueError) as exc:  # ValueError: read from a closed pipe
-            _stderr_log.debug("worker stdout reader stopped: %s", exc)
+            _log.debug("worker stdout reader stopped: %s", exc)
         finally:
             self._events.put(_Eof())
 
@@ -224,4 +225,4 @@ class WorkerProcess:
                 with self._tail_lock:
                     self._tail.append(line[:_TAIL_LINE_CHARS])
         except (OSError, ValueError) as exc:
-            _stderr_log.debug("worker stderr reader stopped: %s", exc)
+            _log.debug("worker stderr reader stopped: %s", exc)

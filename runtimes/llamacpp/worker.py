@@ -8,7 +8,6 @@ corrupt a protocol line. stderr carries llama.cpp's log for the parent to keep.
 from __future__ import annotations
 
 import faulthandler
-import io
 import os
 import queue
 import sys
@@ -47,7 +46,7 @@ def take_protocol_stdout() -> Channel:
     sys.stdout.flush()
     private = os.dup(1)
     os.dup2(2, 1)
-    return Channel(io.open(private, "wb", buffering=1 << 16))  # noqa: UP020 - a raw fd
+    return Channel(os.fdopen(private, "wb", buffering=1 << 16))
 
 
 class Worker:
@@ -57,7 +56,7 @@ class Worker:
         self._out = channel
         self._inbox: queue.Queue[Message] = queue.Queue()
         self._cancelled_ids: set[int] = set()
-        self._stdin_closed = threading.Event()
+        self._leaving = threading.Event()
         self._engine: object | None = None
 
     def run(self) -> int:
@@ -72,7 +71,10 @@ class Worker:
             try:
                 self._dispatch(op, message)
             except ProtocolError as exc:
-                self._out.send({"ev": "error", "kind": "internal", "message": exc.problem})
+                reply: Message = {"ev": "error", "kind": "internal", "message": exc.problem}
+                if isinstance(message.get("id"), int):
+                    reply["id"] = message["id"]
+                self._out.send(reply)
 
     def _read_stdin(self) -> None:
         for line in sys.stdin.buffer:
@@ -86,8 +88,10 @@ class Worker:
                 if isinstance(request_id, int):
                     self._cancelled_ids.add(request_id)
                 continue
+            if message["op"] == "exit":
+                self._leaving.set()  # stop a running generation now: the model is unloading
             self._inbox.put(message)
-        self._stdin_closed.set()  # the parent is gone: stop any generation, then leave
+        self._leaving.set()  # the parent is gone: stop any generation, then leave
         self._inbox.put(_EXIT)
 
     def _dispatch(self, op: str, message: Message) -> None:
@@ -181,7 +185,7 @@ class Worker:
                 prompt,
                 params,
                 started=started,
-                cancelled=lambda: request_id in self._cancelled_ids or self._stdin_closed.is_set(),
+                cancelled=lambda: request_id in self._cancelled_ids or self._leaving.is_set(),
                 on_text=batcher.add,
             )
             batcher.flush()

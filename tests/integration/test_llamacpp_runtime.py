@@ -237,6 +237,24 @@ def test_unload_ends_the_worker_process(fresh_smollm2: LlamaCppModel) -> None:
         _chat(fresh_smollm2, QUESTION, GREEDY)
 
 
+def test_unload_from_another_thread_ends_a_running_reply(fresh_smollm2: LlamaCppModel) -> None:
+    pid = fresh_smollm2.pid
+    params = GenerationParams(max_tokens=900)
+    stream = fresh_smollm2.chat(ChatRequest(STORY, params), CancelToken())
+    assert isinstance(next(stream), TextDelta)
+    unloader = threading.Thread(target=fresh_smollm2.unload)
+    started = time.perf_counter()
+    unloader.start()
+    try:
+        last = [event for event in stream][-1]
+        assert isinstance(last, Done) and last.stats.stop_reason == "cancelled"
+    except ModelNotLoaded:
+        pass  # the worker was gone before its last message was read: also a clean end
+    unloader.join(timeout=5)
+    assert time.perf_counter() - started < 1.0
+    assert not psutil.pid_exists(pid)
+
+
 @pytest.fixture()
 def no_spawn(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(*_args: object, **_kwargs: object) -> None:

@@ -1,0 +1,62 @@
+"""Take docs/screenshots/main.png: the real app, a real streamed reply, a real X screen.
+
+Run under Xvfb (the README's screenshot is made this way):
+
+    LLM_WORKBENCH_HOME=$(mktemp -d) xvfb-run -s "-screen 0 1280x800x24" \
+        .venv/bin/python docs/make_screenshot.py docs/screenshots/main.png
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QApplication
+
+from runtimes.base import GenerationParams
+from ui.main import build_services, create_application
+from ui.main_window import MainWindow
+
+PROMPTS = [
+    "Say hi in one short sentence.",
+    "What are three tips for writing clear Python code? Keep it short.",
+]
+
+
+def main(out: Path) -> int:
+    """Open the window, send two prompts, grab the screen after the second reply."""
+    app: QApplication = create_application()
+    window = MainWindow(build_services())
+    window.resize(1180, 720)
+    window.move(40, 30)
+    window.show()
+    window.start_hardware_probe()
+    window.chat.params = GenerationParams(temperature=0.2, seed=7, max_tokens=160)
+    queue = list(PROMPTS)
+
+    def send_next() -> None:
+        if queue:
+            window.chat_view.input.setPlainText(queue.pop(0))
+            window.chat_view.send_button.click()
+        else:
+            QTimer.singleShot(600, grab)
+
+    def grab() -> None:
+        screen = QGuiApplication.primaryScreen()
+        frame = window.frameGeometry()
+        pixmap = screen.grabWindow(0, frame.x(), frame.y(), frame.width(), frame.height())
+        out.parent.mkdir(parents=True, exist_ok=True)
+        pixmap.save(str(out))
+        print(f"saved {out} ({pixmap.width()}x{pixmap.height()})")
+        window.close()
+        app.quit()
+
+    window.chat.reply_finished.connect(lambda: QTimer.singleShot(300, send_next))
+    QTimer.singleShot(800, send_next)
+    return int(app.exec())
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshots/main.png")))
