@@ -108,7 +108,7 @@ class LlamaCppModel:
         if not self._busy.acquire(blocking=False):
             raise RuntimeBusy("The model is still answering. Wait for it or stop it first.")
         request_id = next(self._ids)
-        finished = False
+        finished = released = False
         try:
             self._send(
                 {
@@ -136,6 +136,8 @@ class LlamaCppModel:
                 elif kind == "done":
                     finished = True
                     stats = protocol.stats_from_wire(protocol.get_dict(event, "stats"))
+                    self._busy.release()  # before the last yield: a consumer may stop at Done
+                    released = True
                     yield Done(stats)
                     return
                 elif kind == "error":
@@ -144,7 +146,8 @@ class LlamaCppModel:
         finally:
             if not finished and self.alive:
                 self._abandon(request_id)
-            self._busy.release()
+            if not released:
+                self._busy.release()
 
     def render_prompt(self, messages: Sequence[ChatMessage]) -> RenderedPrompt:
         """The exact prompt text and token ids the model would get (for tests and debugging).

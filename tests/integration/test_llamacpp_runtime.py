@@ -25,7 +25,7 @@ from runtimes.base import (
     join_text,
 )
 from runtimes.errors import InvalidModelFile, ModelNotLoaded, RuntimeBusy, RuntimeCrashed
-from runtimes.llamacpp import LlamaCppModel, LlamaCppRuntime, wheel_backend
+from runtimes.llamacpp import LlamaCppModel, LlamaCppRuntime, default_threads, wheel_backend
 from runtimes.llamacpp import runtime as runtime_module
 
 pytestmark = pytest.mark.integration
@@ -84,10 +84,12 @@ def test_load_progress_arrives_in_order_in_the_callers_thread(
     runtime: LlamaCppRuntime, smollm2_path: Path
 ) -> None:
     seen: list[tuple[LoadProgress, int]] = []
+    auto_threads = LoadOptions(n_ctx=512, n_threads=None)
     model = runtime.load(
-        str(smollm2_path), OPTIONS, on_progress=lambda p: seen.append((p, threading.get_ident()))
+        str(smollm2_path), auto_threads, lambda p: seen.append((p, threading.get_ident()))
     )
     model.unload()
+    assert model.info.n_threads == default_threads()
     fractions = [p.fraction for p, _ in seen]
     assert fractions == sorted(fractions)
     assert (seen[0][0].fraction, seen[-1][0]) == (0.0, LoadProgress(1.0, "ready"))
@@ -95,6 +97,19 @@ def test_load_progress_arrives_in_order_in_the_callers_thread(
     assert "loading weights" in stages and "creating context" in stages
     assert len([s for s in stages if s == "loading weights"]) > 5  # llama.cpp's own callback
     assert {thread for _, thread in seen} == {threading.get_ident()}
+
+
+def test_gguf_template_is_rendered_with_a_single_leading_bos(smollm2: LlamaCppModel) -> None:
+    rendered = smollm2.render_prompt(QUESTION)
+    assert rendered.text == (
+        "<|im_start|>system\nBe brief.<|im_end|>\n"
+        "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
+    # SmolLM2's BOS is <|im_start|>: written by the template, and not added a second time.
+    assert rendered.tokens[0] == rendered.bos_id != rendered.tokens[1]
+    assert rendered.tokens.count(rendered.bos_id) == 3  # one per turn, all parsed as special
+    assert "<|im_end|>" in rendered.stop_texts
 
 
 def test_greedy_reply_is_repeatable(smollm2: LlamaCppModel) -> None:
@@ -155,6 +170,14 @@ def test_abandoned_stream_leaves_no_leftovers(smollm2: LlamaCppModel) -> None:
     assert isinstance(next(stream), TextDelta)
     stream.close()  # the consumer walks away mid-reply
     assert join_text(_chat(smollm2, QUESTION, GREEDY)) == expected
+
+
+def test_model_is_free_again_once_done_is_received(smollm2: LlamaCppModel) -> None:
+    stream = smollm2.chat(ChatRequest(QUESTION, GREEDY), CancelToken())
+    while not isinstance(next(stream), Done):  # stop at Done, keep the generator open
+        pass
+    assert _done(_chat(smollm2, QUESTION, GREEDY)).stats.stop_reason == "stop"
+    stream.close()
 
 
 def test_second_chat_while_streaming_is_busy(smollm2: LlamaCppModel) -> None:
