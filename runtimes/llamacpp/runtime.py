@@ -162,7 +162,9 @@ def _build_info(
     n_layers = header.arch_int("block_count") or 0
     gpu_build = loaded.get("gpu_offload") is True
     if worker.offloaded is not None:
-        gpu_layers = worker.offloaded[0]
+        # llama.cpp's own count ("offloaded 31/31 layers to GPU") includes the output layer,
+        # so the pair comes from the log together: never mix it with block_count.
+        gpu_layers, n_layers = worker.offloaded
     elif gpu_build:
         wanted = n_layers if options.n_gpu_layers < 0 else options.n_gpu_layers
         gpu_layers = min(wanted, n_layers) if n_layers else wanted
