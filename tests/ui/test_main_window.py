@@ -129,3 +129,47 @@ def test_opening_a_corrupt_file_shows_a_clear_error(qtbot, make_window, tmp_path
     assert "not a usable GGUF" in window.chat_view.banner.message.text()
     labels = [window.picker.combo.itemText(i) for i in range(window.picker.combo.count())]
     assert not any("broken" in label for label in labels)
+
+
+def test_rename_and_delete_from_the_list(qtbot, make_window) -> None:
+    window = make_window()
+    service = window.services.conversations
+    first = service.create("", "", "llamacpp")
+    second = service.create("", "", "llamacpp")
+    window.refresh_conversations()
+    assert len(window.conversation_list.titles()) == 2
+    item = window.conversation_list.list.item(0)
+    item.setText("Renamed in place")  # what the in-place editor does on Enter
+    assert service.get(second.id).title == "Renamed in place"
+    assert "Renamed in place" in window.conversation_list.titles()
+    window.conversation_list.delete_requested.emit(first.id)
+    assert [c.id for c in service.list_conversations()] == [second.id]
+    assert len(window.conversation_list.titles()) == 1
+
+
+def test_a_model_without_template_says_so_and_stays_in_the_list(
+    qtbot, make_window, gemma_path: Path
+) -> None:
+    window = make_window()
+    window.open_model_file(gemma_path)
+    assert window.picker.selected_path() == str(gemma_path)
+    _send(qtbot, window, "Hello")
+    with qtbot.waitSignal(window.chat.reply_finished, timeout=60_000):
+        pass
+    assert window.chat_view.notice.isVisible()
+    assert "no chat template" in window.chat_view.notice.text()
+    assert "Gemma" in window.chat_view.notice.text()
+    window.close()
+    reopened = make_window()
+    paths = [reopened.picker.combo.itemData(i) for i in range(reopened.picker.combo.count())]
+    assert str(gemma_path) in paths
+
+
+def test_window_geometry_is_restored(qtbot, make_window) -> None:
+    window = make_window()
+    window.resize(760, 540)  # inside the offscreen screen (800x600), which clamps
+    window.splitter.setSizes([300, 460])
+    window.close()
+    reopened = make_window()
+    assert (reopened.width(), reopened.height()) == (760, 540)
+    assert reopened.splitter.sizes()[0] == 300
