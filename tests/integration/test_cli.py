@@ -20,6 +20,7 @@ def _cli(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedPr
     env = {**os.environ, "LLM_WORKBENCH_HOME": str(home)}
     return subprocess.run(
         [sys.executable, "-m", "ui.entry", *args],
+        check=False,
         capture_output=True,
         text=True,
         env=env,
