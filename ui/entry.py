@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Sequence
+
+STARTED = time.monotonic()  # for the "window shown after" figure in the log
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from PySide6.QtCore import QCoreApplication
+from PySide6.QtCore import QCoreApplication, QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app import __version__
@@ -24,6 +26,8 @@ from app.store import open_database
 from ui.main_window import MainWindow, Services
 
 log = logging.getLogger(__name__)
+
+RESOURCES = Path(__file__).resolve().parents[1] / "resources"
 
 
 def build_services(paths: AppPaths | None = None) -> Services:
@@ -68,16 +72,19 @@ def _install_crash_handler(log_file: Path) -> None:
 
 
 def create_application(argv: Sequence[str] = ()) -> QApplication:
-    """The QApplication with the workbench's names and style."""
+    """The QApplication (created once) with the workbench's names, style and icon."""
     existing = QApplication.instance()
-    if isinstance(existing, QApplication):
-        return existing
+    app = existing if isinstance(existing, QApplication) else QApplication(["llm-workbench", *argv])
     QCoreApplication.setApplicationName("LLM Workbench")
     QCoreApplication.setOrganizationName("LLM Workbench")
     QCoreApplication.setApplicationVersion(__version__)
-    app = QApplication(["llm-workbench", *argv])
     if sys.platform != "darwin":
         app.setStyle("Fusion")
+    icon = RESOURCES / "icon.svg"
+    if icon.is_file():
+        app.setWindowIcon(QIcon(str(icon)))
+    else:
+        log.debug("no icon at %s", icon)
     return app
 
 
@@ -93,4 +100,8 @@ def run_gui(argv: Sequence[str] = ()) -> int:
     window = MainWindow(services)
     window.show()
     window.start_hardware_probe()
+    started = float(getattr(sys.modules.get("ui.entry"), "STARTED", time.monotonic()))
+    QTimer.singleShot(
+        0, lambda: log.info("window shown %.2f s after start", time.monotonic() - started)
+    )
     return int(app.exec())
