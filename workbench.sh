@@ -14,7 +14,8 @@ cd "$(dirname "$0")"
 ROOT=$(pwd)
 VENV="$ROOT/.venv"
 PY="$VENV/bin/python"
-LLAMA_VERSION="0.3.36"
+# One source of truth for the llama-cpp-python version: pyproject.toml.
+LLAMA_VERSION=$(sed -n 's/^ *"llama-cpp-python==\([0-9.]*\)".*/\1/p' pyproject.toml | head -1)
 WHEEL_CACHE="${LLM_WORKBENCH_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/llm-workbench/wheels}"
 
 say() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
@@ -33,7 +34,13 @@ find_python() {
 
 choose_backend() {
     if [ -n "${LLM_WORKBENCH_BACKEND:-}" ]; then
-        echo "$LLM_WORKBENCH_BACKEND"
+        case "$LLM_WORKBENCH_BACKEND" in
+        cpu | cuda | metal) echo "$LLM_WORKBENCH_BACKEND" ;;
+        *)
+            echo "LLM_WORKBENCH_BACKEND must be cpu, cuda or metal (it is '$LLM_WORKBENCH_BACKEND')." >&2
+            return 1
+            ;;
+        esac
     elif [ "$(uname -s)" = "Darwin" ] && [ "$(uname -m)" = "arm64" ]; then
         echo metal
     elif command -v nvcc >/dev/null 2>&1 && command -v nvidia-smi >/dev/null 2>&1 &&
@@ -64,9 +71,58 @@ cmake_args_for() {
         arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '. ')
         echo "-DGGML_CUDA=on${arch:+ -DCMAKE_CUDA_ARCHITECTURES=$arch}"
         ;;
-    cpu) echo "-DGGML_METAL=off -DGGML_CUDA=off" ;;
-    *) echo "unknown backend '$1' (use cpu, cuda or metal)" >&2; exit 1 ;;
+    *) echo "-DGGML_METAL=off -DGGML_CUDA=off" ;;
     esac
+}
+
+machine_fingerprint() {
+    # llama.cpp compiles for this very CPU (GGML_NATIVE) and, with CUDA, for this GPU: a wheel
+    # cached on one machine must not be picked up on another through a shared ~/.cache.
+    {
+        uname -sm
+        if [ -r /proc/cpuinfo ]; then
+            grep -m1 -E '^(model name|flags)' /proc/cpuinfo
+            grep -m1 '^flags' /proc/cpuinfo
+        else
+            sysctl -n machdep.cpu.brand_string 2>/dev/null
+        fi
+        echo "$1"
+    } | cksum | cut -d' ' -f1
+}
+
+compile_llama() {
+    # pip wheel into a temporary folder, then move: an interrupted build leaves nothing behind.
+    local backend=$1 cache=$2 tmp log pid started
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/llm-workbench-build.XXXXXX")
+    log="$tmp/build.log"
+    say "Compiling llama.cpp ($LLAMA_VERSION, $backend) from source: 5-15 minutes on 2 cores, once."
+    say "  (log: $log)"
+    CMAKE_ARGS="$(cmake_args_for "$backend")" FORCE_CMAKE=1 \
+        "$PY" -m pip wheel -v --no-deps --no-binary llama-cpp-python \
+        "llama-cpp-python==$LLAMA_VERSION" -w "$tmp/wheel" >"$log" 2>&1 &
+    pid=$!
+    started=$(date +%s)
+    # A line every 30 s, so neither a person nor a CI job thinks it hangs.
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 5
+        if [ $(( ($(date +%s) - started) % 30 )) -lt 5 ]; then
+            step=$(grep -oE '\[[0-9]+/[0-9]+\]' "$log" 2>/dev/null | tail -1)
+            say "  still compiling: $(( $(date +%s) - started )) s ${step:+(step $step)}"
+        fi
+    done
+    if ! wait "$pid"; then
+        tail -30 "$log" >&2
+        echo "Compiling llama.cpp failed; the whole log is $log" >&2
+        return 1
+    fi
+    mkdir -p "$cache"
+    local wheel
+    wheel=$(ls "$tmp"/wheel/llama_cpp_python-"$LLAMA_VERSION"-*.whl)
+    # Copy under a name the cache lookup ignores, then rename in place (atomic).
+    cp "$wheel" "$cache/.incoming.whl"
+    mv "$cache/.incoming.whl" "$cache/$(basename "$wheel")"
+    rm -rf "$tmp"
+    say "  compiled in $(( $(date +%s) - started )) s"
 }
 
 install_llama() {
@@ -75,13 +131,10 @@ install_llama() {
         "$PY" -c 'import llama_cpp' 2>/dev/null; then
         return 0
     fi
-    local cache="$WHEEL_CACHE/$backend-$(uname -s)-$(uname -m)"
-    mkdir -p "$cache"
+    local cache
+    cache="$WHEEL_CACHE/$backend-$(uname -s)-$(uname -m)-$(machine_fingerprint "$(cmake_args_for "$backend")")"
     if ! ls "$cache"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
-        say "Compiling llama.cpp ($LLAMA_VERSION, $backend) from source: about 15 minutes on 2 cores, once."
-        CMAKE_ARGS="$(cmake_args_for "$backend")" FORCE_CMAKE=1 \
-            "$PY" -m pip wheel --no-deps --no-binary llama-cpp-python \
-            "llama-cpp-python==$LLAMA_VERSION" -w "$cache"
+        compile_llama "$backend" "$cache"
     fi
     "$PY" -m pip install --quiet --force-reinstall --no-deps "$cache"/llama_cpp_python-"$LLAMA_VERSION"-*.whl
     # Its own dependencies, from PyPI (the wheel was installed without them).
@@ -120,15 +173,21 @@ install_test_models() {
 main() {
     if [ "${1:-}" = "--print-backend" ]; then
         local chosen
-        chosen=$(choose_backend)
+        chosen=$(choose_backend) || exit 1
         echo "$chosen: $(backend_reason "$chosen"); CMAKE_ARGS=$(cmake_args_for "$chosen")"
         return 0
     fi
-    if [ ! -x "$PY" ]; then
+    if [ ! -x "$PY" ] || ! "$PY" -m pip --version >/dev/null 2>&1; then
         local base
         base=$(find_python)
+        # A half-made .venv (python3-venv missing, an interrupted run) is made again.
+        rm -rf "$VENV"
         say "Creating the virtual environment .venv with $("$base" --version)"
-        "$base" -m venv "$VENV"
+        if ! "$base" -m venv "$VENV" || ! "$PY" -m pip --version >/dev/null 2>&1; then
+            rm -rf "$VENV"
+            echo "Could not create a virtual environment with $base. On Debian/Ubuntu: sudo apt install python3-venv" >&2
+            exit 1
+        fi
         "$PY" -m pip install --quiet --upgrade pip setuptools wheel
     fi
     local backend

@@ -11,7 +11,7 @@ from typing import TextIO
 
 from app import __version__
 from app.chat import ConversationService
-from app.engine import ModelHost, plan_load
+from app.engine import ModelHost, gpu_budget_bytes, plan_load
 from app.errors import ExternalFailure, UserFacingError, WorkbenchError
 from app.hardware import as_dict, probe_hardware, summary_line
 from app.library import LocalModel, ModelLibrary
@@ -28,6 +28,7 @@ from runtimes.base import (
     LoadProgress,
     TextDelta,
 )
+from runtimes.llamacpp import wheel_backend
 
 EXIT_USER_ERROR = 2
 EXIT_EXTERNAL = 3
@@ -117,14 +118,17 @@ def _cmd_models(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _resolve_model(spec: str) -> LocalModel:
-    library = _library()
-    return library.find(spec)
-
-
 def _cmd_chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    model = _resolve_model(args.model)
-    plan = plan_load(model.context_length or 0, n_ctx=args.ctx)
+    library = _library()
+    model = library.find(args.model)
+    gpu_build = wheel_backend() in ("Metal", "CUDA")
+    plan = plan_load(
+        model.context_length or 0,
+        n_ctx=args.ctx,
+        file_size=model.size_bytes,
+        n_layers=library.metadata(model).block_count or 0,
+        gpu_budget=gpu_budget_bytes(probe_hardware()) if gpu_build else None,
+    )
     err.write(f"Loading {model.name} ({plan.explanation})\n")
     host = ModelHost()
 

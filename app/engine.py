@@ -7,12 +7,15 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.hardware import HardwareProfile
 from runtimes.base import CancelToken, LoadedModel, LoadOptions, ProgressCallback, Runtime
 from runtimes.llamacpp import LlamaCppRuntime, default_threads, wheel_backend
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONTEXT = 4096
+GIB = 1024**3
+RESERVE_BYTES = 512 * 1024**2
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,30 +27,67 @@ class LoadPlan:
     explanation: str
 
 
+def gpu_budget_bytes(profile: HardwareProfile | None) -> int | None:
+    """Memory the GPU can give a model: the Metal working-set limit on Apple Silicon, else the
+    most free VRAM of one NVIDIA GPU; None when unknown (not probed yet, or no GPU)."""
+    if profile is None:
+        return None
+    if profile.apple is not None:
+        return profile.apple.gpu_limit_bytes
+    free = [g.memory_free_bytes for g in profile.gpus if g.memory_free_bytes]
+    return max(free) if free else None
+
+
+def _gpu_layers(file_size: int, n_layers: int, budget: int | None) -> tuple[int, str]:
+    """Layers to offload, and why, from a simple rule until the fit estimator lands (issue 4):
+    the weights plus 10 % and a fixed 512 MiB for KV cache, compute buffers and the context."""
+    if budget is None or file_size <= 0:
+        return -1, "all layers on the GPU (memory not checked)"
+    needed = int(file_size * 1.1) + RESERVE_BYTES
+    if needed <= budget:
+        return -1, f"all layers on the GPU (needs ~{needed / GIB:.1f} of {budget / GIB:.1f} GiB)"
+    if n_layers <= 0 or budget <= RESERVE_BYTES:
+        return 0, f"CPU only: needs ~{needed / GIB:.1f} GiB, the GPU has {budget / GIB:.1f}"
+    layers = max(0, min(n_layers, (budget - RESERVE_BYTES) * n_layers // int(file_size * 1.1)))
+    return layers, (
+        f"{layers}/{n_layers} layers on the GPU: needs ~{needed / GIB:.1f} GiB, "
+        f"the GPU has {budget / GIB:.1f}"
+    )
+
+
 def plan_load(
     context_length: int,
     backend: str | None = None,
     threads: int | None = None,
     n_ctx: int = DEFAULT_CONTEXT,
+    *,
+    file_size: int = 0,
+    n_layers: int = 0,
+    gpu_budget: int | None = None,
 ) -> LoadPlan:
     """Choose threads, GPU offload and context for a model.
 
     Threads are the physical performance cores (llama-cpp-python's own default is half the
     logical cores, which is 1 thread on a 2-core machine); on a Metal or CUDA build every layer
-    is offloaded (until the fit estimator can say otherwise); the context is `n_ctx`, capped at
-    what the model was trained for.
+    is offloaded when the weights fit the GPU's budget, else a proportional share; the context
+    is `n_ctx`, capped at what the model was trained for.
 
     Args:
         context_length: the model's trained context (0 when unknown).
         backend: "Metal", "CUDA" or "CPU"; None asks the installed llama.cpp.
         threads: CPU threads; None uses the physical performance cores.
         n_ctx: the wanted context length.
+        file_size: the model file's size in bytes (0: unknown).
+        n_layers: the model's layer count (0: unknown).
+        gpu_budget: bytes the GPU can hold (see `gpu_budget_bytes`); None when unknown.
     """
     backend = backend or wheel_backend()
     threads = threads or default_threads()
     ctx = min(n_ctx, context_length) if context_length > 0 else n_ctx
-    gpu_layers = -1 if backend in ("Metal", "CUDA") else 0
-    where = "all layers on the GPU" if gpu_layers else "CPU only"
+    if backend in ("Metal", "CUDA"):
+        gpu_layers, where = _gpu_layers(file_size, n_layers, gpu_budget)
+    else:
+        gpu_layers, where = 0, "CPU only"
     explanation = (
         f"{backend} build · {where} · {threads} thread{'s' if threads != 1 else ''} "
         f"(physical cores) · context {ctx}"

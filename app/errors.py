@@ -5,6 +5,7 @@ from __future__ import annotations
 from runtimes.errors import (
     ExternalFailure,
     InvalidModelFile,
+    LoadCancelled,
     ModelLoadFailed,
     ModelNotLoaded,
     RuntimeBusy,
@@ -17,6 +18,7 @@ __all__ = [
     "DatabaseUnavailable",
     "ExternalFailure",
     "InvalidModelFile",
+    "LoadCancelled",
     "ModelLoadFailed",
     "ModelNotFound",
     "ModelNotLoaded",

@@ -7,11 +7,12 @@ which appends to the view (tail only) and to the `ReplyRecorder` (throttled writ
 from __future__ import annotations
 
 import logging
+import sys
 
 from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal, Slot
 
 from app.chat import ConversationService, ReplyRecorder
-from app.errors import DatabaseUnavailable, RuntimeCrashed, WorkbenchError
+from app.errors import DatabaseUnavailable, LoadCancelled, RuntimeCrashed, WorkbenchError
 from runtimes.base import ChatRequest, GenerationParams, GenerationStats, LoadedModel
 from ui.chat_view import ChatView, metrics_line
 from ui.model_controller import ModelController
@@ -104,15 +105,16 @@ class ChatController(QObject):
             self.view.banner.show_message("Choose a model first (the list at the top).")
             return
         name = self.models.picker.combo.currentText().split("  ·  ")[0]
-        if self.conversation_id is None:
-            self.new_conversation(path, name)
-        assert self.conversation_id is not None
         try:
+            if self.conversation_id is None:
+                self.new_conversation(path, name)
+            assert self.conversation_id is not None
             self.service.add_user_message(self.conversation_id, text)
             self.service.set_model(self.conversation_id, path, name, self.models.host.runtime_name)
         except WorkbenchError as exc:
             self.view.banner.show_error(exc)
             return
+        self.view.accept_sent()
         self.view.banner.clear()
         self.view.append_user_message(text)
         self.conversations_changed.emit()
@@ -136,10 +138,17 @@ class ChatController(QObject):
     def _start_generation(self, model: LoadedModel) -> None:
         assert self.conversation_id is not None
         self._pending_text = None
-        request = ChatRequest(self.service.request_messages(self.conversation_id), self.params)
-        self._recorder = self.service.start_reply(
-            self.conversation_id, self._model_name, self.models.host.runtime_name, self.params
-        )
+        try:
+            request = ChatRequest(self.service.request_messages(self.conversation_id), self.params)
+            self._recorder = self.service.start_reply(
+                self.conversation_id, self._model_name, self.models.host.runtime_name, self.params
+            )
+        except WorkbenchError as exc:
+            # The user's message is stored; nothing streams, so the view must not stay busy.
+            self.view.banner.show_error(exc)
+            self.view.set_busy(False)
+            self.reply_finished.emit()
+            return
         self.view.begin_reply()
         worker = GenerationWorker(model, request)
 
@@ -165,7 +174,8 @@ class ChatController(QObject):
 
     @Slot(object)
     def _on_models_load_failed(self, error: BaseException) -> None:
-        self.view.banner.show_error(error, self._log_path)
+        if not isinstance(error, LoadCancelled):
+            self.view.banner.show_error(error, self._log_path)
         if self._pending_text is not None:
             self._pending_text = None
             self.view.set_busy(False)
@@ -215,6 +225,9 @@ class ChatController(QObject):
         self.view.banner.show_error(error, self._log_path)
         if isinstance(error, RuntimeCrashed):
             self.models.mark_crashed()
+        if not isinstance(error, WorkbenchError):
+            # A bug: the reply is stored as interrupted above; now the crash dialog and log.
+            sys.excepthook(type(error), error, error.__traceback__)
 
     @Slot()
     def _on_worker_finished(self) -> None:
@@ -251,6 +264,10 @@ class ChatController(QObject):
             self._retry_timer.stop()
             self.view.banner.clear()
         return not still
+
+    def wait_for_generation(self, msecs: int) -> bool:
+        """Block until the generation thread (if any) has ended; True when it has."""
+        return self._generation is None or self._generation.wait(msecs)
 
     def shutdown(self) -> None:
         """Stop a running reply and wait for its thread (on window close)."""

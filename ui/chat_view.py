@@ -136,8 +136,13 @@ class ChatView(QWidget):
         text = self.input.toPlainText().strip()
         if not text or not self.send_button.isEnabled():
             return
-        self.input.clear()
+        # The box is cleared by `accept_sent()` once the message is stored: a send that fails
+        # (no model, database locked) keeps what the user typed.
         self.send_requested.emit(text)
+
+    def accept_sent(self) -> None:
+        """The sent message is stored: clear the message box."""
+        self.input.clear()
 
     def set_busy(self, busy: bool) -> None:
         """While a reply streams: Send disabled, Stop enabled."""

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 from app import __version__
 from app.chat import ConversationService
 from app.engine import ModelHost
-from app.errors import UserFacingError, WorkbenchError
+from app.errors import LoadCancelled, UserFacingError, WorkbenchError
 from app.gguf import read_model_metadata
 from app.hardware import HardwareProfile, summary_line
 from app.library import ModelLibrary
@@ -59,7 +59,7 @@ class MainWindow(QMainWindow):
         self.picker = ModelPicker(self)
         self.conversation_list = ConversationList(self)
         self.chat_view = ChatView(self)
-        self.models = ModelController(services.host, self.picker, self)
+        self.models = ModelController(services.host, self.picker, services.library, self)
         self.chat = ChatController(
             services.conversations, self.chat_view, self.models, str(services.log_file), self
         )
@@ -170,8 +170,14 @@ class MainWindow(QMainWindow):
             self.services.settings.opened_model_files = [*opened, str(path)]
         self.services.library.add_file(path)
         self.services.settings.selected_model_path = str(path)
-        self.services.settings.save()
+        self._save_settings()
         self.refresh_models()
+
+    def _save_settings(self) -> None:
+        try:
+            self.services.settings.save()
+        except WorkbenchError as exc:
+            self.chat_view.banner.show_error(exc)
 
     # ----------------------------------------------------------------- slots
 
@@ -218,7 +224,11 @@ class MainWindow(QMainWindow):
         if self.chat.busy and conversation_id == self.chat.conversation_id:
             self.chat_view.banner.show_message("Stop the reply before deleting this conversation.")
             return
-        self.services.conversations.delete(conversation_id)
+        try:
+            self.services.conversations.delete(conversation_id)
+        except WorkbenchError as exc:
+            self.chat_view.banner.show_error(exc)
+            return
         if conversation_id == self.chat.conversation_id:
             self.chat.conversation_id = None
             self.chat_view.show_messages([])
@@ -227,7 +237,7 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def _on_picker_model_chosen(self, path: str) -> None:
         self.services.settings.selected_model_path = path
-        self.services.settings.save()
+        self._save_settings()
 
     @Slot()
     def _on_picker_load_requested(self) -> None:
@@ -237,12 +247,13 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_models_load_failed(self, error: BaseException) -> None:
-        if not self.chat.busy:
+        if not self.chat.busy and not isinstance(error, LoadCancelled):
             self.chat_view.banner.show_error(error, str(self.services.log_file))
 
     @Slot(object)
     def _on_hardware_probed(self, profile: HardwareProfile) -> None:
         self.hardware = profile
+        self.models.hardware = profile
         self.hardware_label.setText(summary_line(profile))
 
     @Slot()
@@ -285,10 +296,17 @@ class MainWindow(QMainWindow):
         settings.save()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Save state, stop the reply, end the model's worker process."""
-        self.save_state()
-        self.chat.shutdown()
-        self.models.shutdown()
-        if self._hardware_probe is not None:
-            self._hardware_probe.wait(3000)
+        """Save state, stop the reply, end the model's worker process: all of it, always."""
+        try:
+            self.save_state()
+        except WorkbenchError as exc:
+            log.warning("window state not saved: %s", exc)
+        finally:
+            self.chat.shutdown()
+            self.models.shutdown()
+            # With the worker process gone, a generation still waiting on it ends at once.
+            if not self.chat.wait_for_generation(10_000):
+                log.error("the generation thread did not end after its worker was stopped")
+            if self._hardware_probe is not None and not self._hardware_probe.wait(8000):
+                log.error("the hardware probe did not end in time")
         super().closeEvent(event)

@@ -7,8 +7,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from app.engine import ModelHost, plan_load
-from app.library import LocalModel
+from app.engine import ModelHost, gpu_budget_bytes, plan_load
+from app.errors import WorkbenchError
+from app.hardware import HardwareProfile
+from app.library import LocalModel, ModelLibrary
 from runtimes.base import LoadedModel
 from ui.model_picker import ModelPicker
 from ui.workers import LoadWorker, WorkerThread, start_worker
@@ -40,12 +42,28 @@ class ModelController(QObject):
     load_failed = Signal(object)
     model_unloaded = Signal()
 
-    def __init__(self, host: ModelHost, picker: ModelPicker, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        host: ModelHost,
+        picker: ModelPicker,
+        library: ModelLibrary | None = None,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.host = host
         self.picker = picker
+        self.hardware: HardwareProfile | None = None
+        self._library = library
         self._models: dict[str, LocalModel] = {}
         self._load: WorkerThread | None = None
+
+    def _layers(self, model: LocalModel | None) -> int:
+        if model is None or self._library is None:
+            return 0
+        try:
+            return self._library.metadata(model).block_count or 0
+        except WorkbenchError:
+            return 0  # the load's own header check reports the problem
 
     def set_models(self, models: list[LocalModel]) -> None:
         """Remember the library's models (for their context lengths)."""
@@ -69,7 +87,12 @@ class ModelController(QObject):
             return
         model = self._models.get(path)
         context = (model.context_length or 0) if model is not None else 0
-        plan = plan_load(context)
+        plan = plan_load(
+            context,
+            file_size=model.size_bytes if model is not None else 0,
+            n_layers=self._layers(model),
+            gpu_budget=gpu_budget_bytes(self.hardware),
+        )
         worker = LoadWorker(self.host, Path(path), plan)
 
         def connect() -> None:

@@ -7,11 +7,12 @@ then is the thread started (`start_worker`). Workers never touch widgets or the 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from app.engine import LoadPlan, ModelHost
 from app.errors import WorkbenchError
@@ -116,26 +117,32 @@ class HardwareWorker(QObject):
 
     @Slot()
     def run(self) -> None:
-        """Run the probe (it never raises)."""
-        profile: HardwareProfile = probe_hardware(self._models_dir)
-        self.probed.emit(profile)
-        self.finished.emit()
+        """Run the probe (it is written never to raise; `finished` comes regardless)."""
+        try:
+            profile: HardwareProfile = probe_hardware(self._models_dir)
+            self.probed.emit(profile)
+        finally:
+            self.finished.emit()
 
 
 class WorkerThread:
-    """A worker and its thread; keeps both alive until the thread has finished."""
+    """A worker and its thread. The thread deletes itself once finished (no leak per reply);
+    `done` is set first, so `running()` and `wait()` never touch a deleted thread."""
 
     def __init__(self, worker: Any, thread: QThread) -> None:
         self.worker = worker
         self.thread = thread
+        self.done = threading.Event()
 
     def wait(self, msecs: int = 10_000) -> bool:
         """Block until the thread ends (for shutdown and tests)."""
+        if self.done.is_set():
+            return True
         return bool(self.thread.wait(msecs))
 
     def running(self) -> bool:
         """Whether the thread is still running."""
-        return bool(self.thread.isRunning())
+        return not self.done.is_set()
 
 
 def start_worker(
@@ -147,10 +154,14 @@ def start_worker(
     worker finishes. Keep the returned handle until then: it owns the thread.
     """
     thread = QThread(parent)
+    handle = WorkerThread(worker, thread)
     worker.moveToThread(thread)
     connect()
     thread.started.connect(worker.run)  # type: ignore[attr-defined]
     worker.finished.connect(thread.quit)  # type: ignore[attr-defined]
     worker.finished.connect(worker.deleteLater)  # type: ignore[attr-defined]
+    # Direct connection: runs in the ending thread, before the queued deleteLater.
+    thread.finished.connect(handle.done.set, Qt.ConnectionType.DirectConnection)
+    thread.finished.connect(thread.deleteLater)
     thread.start()
-    return WorkerThread(worker, thread)
+    return handle

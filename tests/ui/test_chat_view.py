@@ -84,6 +84,9 @@ def test_enter_sends_and_shift_enter_adds_a_line(qtbot) -> None:
     assert sent == []
     qtbot.keyClick(view.input, Qt.Key.Key_Return)
     assert sent == ["first line\nsecond"]
+    # The text stays until the controller says the message is stored.
+    assert view.input.toPlainText() == "first line\nsecond"
+    view.accept_sent()
     assert view.input.toPlainText() == ""
 
 

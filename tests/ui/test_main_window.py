@@ -53,14 +53,23 @@ def test_first_launch_lists_the_demo_model(make_window) -> None:
 
 def test_typed_prompt_streams_a_reply_and_survives_a_restart(qtbot, make_window) -> None:
     window = make_window()
-    _send(qtbot, window, "Name a colour.")
+    window.chat.params = window.chat.params.__class__(temperature=0.0, seed=1, max_tokens=60)
+    qtbot.keyClicks(window.chat_view.input, "Name a colour.")
+    qtbot.keyClick(window.chat_view.input, Qt.Key.Key_Return)
     assert window.chat_view.send_button.isEnabled() is False
-    # Tokens arrive while the reply is still streaming.
-    qtbot.waitUntil(
-        lambda: window.chat.busy and "Assistant" in window.chat_view.reply_text(), timeout=60_000
-    )
+    assert window.chat_view.input.toPlainText() == ""
+    # Tokens arrive while the reply is still streaming, and the text grows.
+    seen: list[str] = []
+
+    def grew_while_busy() -> bool:
+        if window.chat.busy and _reply_so_far(window).strip():
+            seen.append(_reply_so_far(window))
+        return len(set(seen)) >= 2
+
+    qtbot.waitUntil(grew_while_busy, timeout=60_000)
     with qtbot.waitSignal(window.chat.reply_finished, timeout=60_000):
         pass
+    assert len(_reply_so_far(window)) > len(seen[0])
     transcript = window.chat_view.reply_text()
     reply = transcript.split("Assistant", 1)[1]
     assert len(reply.strip()) > 5
@@ -173,3 +182,42 @@ def test_window_geometry_is_restored(qtbot, make_window) -> None:
     reopened = make_window()
     assert (reopened.width(), reopened.height()) == (760, 540)
     assert reopened.splitter.sizes()[0] == 300
+
+
+def test_closing_the_window_ends_the_worker_process(qtbot, make_window) -> None:
+    import psutil
+
+    window = make_window()
+    _send(qtbot, window, "Hi")
+    with qtbot.waitSignal(window.chat.reply_finished, timeout=60_000):
+        pass
+    model = window.services.host.current
+    assert model is not None
+    worker = psutil.Process(model.pid)
+    window.close()
+    worker.wait(timeout=10)
+    assert not psutil.pid_exists(model.pid) or worker.status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_failed_send_keeps_what_was_typed(qtbot, make_window) -> None:
+    import sqlite3
+
+    window = make_window()
+    database = window.services.paths.database
+    blocker = sqlite3.connect(database)
+    blocker.execute("BEGIN IMMEDIATE")  # another writer holds the database
+    try:
+        qtbot.keyClicks(window.chat_view.input, "Keep me")
+        qtbot.keyClick(window.chat_view.input, Qt.Key.Key_Return)
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert window.chat_view.banner.isVisible()
+    assert "locked" in window.chat_view.banner.message.text().lower()
+    assert window.chat_view.input.toPlainText() == "Keep me"
+    assert window.chat_view.send_button.isEnabled()
+    # Once the database is free, the same text goes through.
+    window.chat.params = window.chat.params.__class__(temperature=0.0, seed=1, max_tokens=4)
+    with qtbot.waitSignal(window.chat.reply_finished, timeout=60_000):
+        qtbot.keyClick(window.chat_view.input, Qt.Key.Key_Return)
+    assert window.chat_view.input.toPlainText() == ""

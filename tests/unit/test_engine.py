@@ -1,0 +1,70 @@
+"""Load planning: threads, context and GPU offload chosen for the machine, with reasons."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from app.engine import GIB, gpu_budget_bytes, plan_load
+
+MODEL_4GB = 4 * GIB
+
+
+def test_cpu_build_offloads_nothing_and_uses_physical_cores() -> None:
+    plan = plan_load(8192, backend="CPU", threads=2, n_ctx=4096)
+    assert plan.options.n_gpu_layers == 0
+    assert plan.options.n_threads == 2
+    assert plan.options.n_ctx == 4096
+    assert plan.explanation == "CPU build · CPU only · 2 threads (physical cores) · context 4096"
+
+
+def test_context_is_capped_at_the_trained_length() -> None:
+    assert plan_load(2048, backend="CPU", threads=1, n_ctx=4096).options.n_ctx == 2048
+    assert plan_load(0, backend="CPU", threads=1, n_ctx=4096).options.n_ctx == 4096
+
+
+def test_gpu_build_offloads_everything_when_it_fits() -> None:
+    plan = plan_load(
+        8192, backend="CUDA", threads=8, file_size=MODEL_4GB, n_layers=32, gpu_budget=24 * GIB
+    )
+    assert plan.options.n_gpu_layers == -1
+    assert "all layers on the GPU (needs ~4.9 of 24.0 GiB)" in plan.explanation
+
+
+def test_gpu_build_offloads_a_share_when_it_does_not_fit() -> None:
+    plan = plan_load(
+        8192, backend="Metal", threads=8, file_size=MODEL_4GB, n_layers=32, gpu_budget=3 * GIB
+    )
+    # (3 GiB - 0.5 GiB reserve) / (4 GiB x 1.1) of 32 layers = 18 layers.
+    assert plan.options.n_gpu_layers == 18
+    assert "18/32 layers on the GPU" in plan.explanation
+
+
+def test_gpu_build_with_no_room_runs_on_the_cpu() -> None:
+    plan = plan_load(
+        8192, backend="CUDA", threads=8, file_size=MODEL_4GB, n_layers=32, gpu_budget=GIB // 4
+    )
+    assert plan.options.n_gpu_layers == 0
+    assert plan.explanation.startswith("CUDA build · CPU only: needs ~4.9 GiB")
+
+
+def test_unknown_budget_offloads_everything_and_says_it_was_not_checked() -> None:
+    plan = plan_load(8192, backend="CUDA", threads=8, file_size=MODEL_4GB, n_layers=32)
+    assert plan.options.n_gpu_layers == -1
+    assert "memory not checked" in plan.explanation
+
+
+def test_gpu_budget_comes_from_metal_limit_or_the_freest_gpu() -> None:
+    apple = SimpleNamespace(apple=SimpleNamespace(gpu_limit_bytes=21 * GIB), gpus=())
+    nvidia = SimpleNamespace(
+        apple=None,
+        gpus=(
+            SimpleNamespace(memory_free_bytes=10 * GIB),
+            SimpleNamespace(memory_free_bytes=None),
+            SimpleNamespace(memory_free_bytes=20 * GIB),
+        ),
+    )
+    nothing = SimpleNamespace(apple=None, gpus=())
+    assert gpu_budget_bytes(apple) == 21 * GIB  # type: ignore[arg-type]
+    assert gpu_budget_bytes(nvidia) == 20 * GIB  # type: ignore[arg-type]
+    assert gpu_budget_bytes(nothing) is None  # type: ignore[arg-type]
+    assert gpu_budget_bytes(None) is None
