@@ -80,6 +80,22 @@ class RuntimeCrashed(ExternalFailure):
         self.stderr_tail = stderr_tail
 
 
+class ChatTemplateFailed(UserFacingError):
+    """The model's own chat template rejected a conversation (the model stays loaded).
+
+    Args:
+        reason: the template's own words, e.g. "Conversation roles must alternate".
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            f"This model's chat template failed on this conversation: {reason}. "
+            "Change the conversation (many templates want user and assistant turns to "
+            "alternate, or no system prompt) or use another file of this model."
+        )
+        self.reason = reason
+
+
 class RuntimeBusy(UserFacingError):
     """A request arrived while the model was already generating."""
 

@@ -6,60 +6,61 @@ checks that the file holds all the tensor data the header promises. Both raise
 on any binary file object, so a remote file's first bytes (HTTP Range) can be parsed too.
 
 Layout: magic "GGUF", u32 version, u64 tensor count, u64 KV count, KV entries, tensor infos,
-padding to `general.alignment` (default 32), tensor data (reference/fit.md §1.1).
+padding to `general.alignment` (default 32), tensor data (reference/fit.md §1.1). How single
+values are encoded (scalars, strings, arrays) is `gguf_reader`'s part.
 """
 
 from __future__ import annotations
 
 import os
-import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Protocol
 
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
 from runtimes.errors import InvalidModelFile
+from runtimes.gguf_reader import (
+    ARRAY_TYPE,
+    MAX_ARRAY_DEPTH,
+    MAX_SPECIAL_TOKEN_CHARS,
+    MAX_STRING_BYTES,
+    SMALL_ARRAY_LIMIT,
+    ByteStream,
+    Reader,
+    align_up,
+    read_array,
+    read_value,
+)
+
+__all__ = [
+    "DEFAULT_ALIGNMENT",
+    "MAGIC",
+    "MAX_ARRAY_DEPTH",
+    "MAX_COUNT",
+    "MAX_DIMS",
+    "MAX_SPECIAL_TOKEN_CHARS",
+    "MAX_STRING_BYTES",
+    "MAX_TENSOR_NAME_BYTES",
+    "SMALL_ARRAY_LIMIT",
+    "SUPPORTED_VERSIONS",
+    "ByteStream",
+    "GGUFHeader",
+    "GGUFTensor",
+    "check_complete",
+    "has_token",
+    "parse_header",
+    "read_header",
+    "validate_gguf",
+]
 
 MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
 DEFAULT_ALIGNMENT = 32
 MAX_COUNT = 1_000_000
-MAX_STRING_BYTES = 64 * 1024 * 1024
 MAX_DIMS = 4
 MAX_TENSOR_NAME_BYTES = 64  # GGML_MAX_NAME, including the NUL llama.cpp appends
-MAX_ARRAY_DEPTH = 4
-SMALL_ARRAY_LIMIT = 1024
-"""Arrays up to this many elements are kept in `metadata`; longer ones only by length."""
-MAX_SPECIAL_TOKEN_CHARS = 64
-_CHUNK = 1 << 20
 _INT63 = (1 << 63) - 1
-
-# value type id -> (struct format, size); 8 string and 9 array are handled apart.
-_SCALARS: dict[int, tuple[str, int]] = {
-    0: ("<B", 1),
-    1: ("<b", 1),
-    2: ("<H", 2),
-    3: ("<h", 2),
-    4: ("<I", 4),
-    5: ("<i", 4),
-    6: ("<f", 4),
-    7: ("<?", 1),
-    10: ("<Q", 8),
-    11: ("<q", 8),
-    12: ("<d", 8),
-}
-_STRING = 8
-_ARRAY = 9
-
-
-class ByteStream(Protocol):
-    """What the parser reads from: a local file, or an adapter over HTTP Range requests."""
-
-    def read(self, size: int, /) -> bytes:
-        """Up to `size` bytes; b"" at the end."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,112 +214,13 @@ def parse_header(stream: ByteStream, *, file_size: int, source: str) -> GGUFHead
         InvalidModelFile: bad magic, unsupported version, absurd counts or lengths,
             unknown types, inconsistent tensor offsets, or a header that runs past the end.
     """
-    return _HeaderParser(_Reader(stream, file_size, source)).parse()
-
-
-class _Reader:
-    """Sequential little-endian reads over a stream, buffered, bounded by the file size."""
-
-    def __init__(self, stream: ByteStream, file_size: int, source: str) -> None:
-        self._stream = stream
-        self.file_size = file_size
-        self.source = source
-        self._buf = b""
-        self._at = 0  # index into _buf
-        self._base = 0  # absolute offset of _buf[0]
-
-    @property
-    def pos(self) -> int:
-        """Absolute offset of the next byte."""
-        return self._base + self._at
-
-    def fail(self, reason: str) -> InvalidModelFile:
-        """An error about this file."""
-        return InvalidModelFile(self.source, reason)
-
-    def _need(self, n: int) -> None:
-        if len(self._buf) - self._at >= n:
-            return
-        if self.pos + n > self.file_size:
-            raise self.fail(self._truncated(self.pos + n))
-        rest = self._buf[self._at :]
-        want = max(n - len(rest), _CHUNK)
-        parts = [rest]
-        got = len(rest)
-        while got < n:
-            chunk = self._stream.read(want)
-            if not chunk:
-                raise self.fail(self._truncated(self.pos + n))
-            parts.append(chunk)
-            got += len(chunk)
-            want = n - got
-        self._base = self.pos
-        self._buf = b"".join(parts)
-        self._at = 0
-
-    def _truncated(self, needed: int) -> str:
-        return f"truncated: {self.file_size:,} bytes, but the header needs at least {needed:,}"
-
-    def take(self, n: int) -> bytes:
-        """The next n bytes."""
-        self._need(n)
-        out = self._buf[self._at : self._at + n]
-        self._at += n
-        return out
-
-    def scalar(self, fmt: str, size: int) -> int | float | bool:
-        """One struct-formatted value of `size` bytes."""
-        self._need(size)
-        (value,) = struct.unpack_from(fmt, self._buf, self._at)
-        self._at += size
-        return value  # type: ignore[no-any-return]
-
-    def u32(self) -> int:
-        """An unsigned 32-bit integer."""
-        return int(self.scalar("<I", 4))
-
-    def u64(self) -> int:
-        """An unsigned 64-bit integer."""
-        return int(self.scalar("<Q", 8))
-
-    def string(self, what: str) -> str:
-        """A gguf string (u64 length + UTF-8), bounded to 64 MiB and to the file's end."""
-        start = self.pos
-        length = self.u64()
-        if length > MAX_STRING_BYTES:
-            raise self.fail(f"{what} at byte {start:,} claims an absurd length of {length:,}")
-        if self.pos + length > self.file_size:
-            raise self.fail(
-                f"truncated: {self.file_size:,} bytes, but {what} at byte {start:,} "
-                f"claims {length:,} bytes, past the end of the file"
-            )
-        return self.take(length).decode("utf-8", errors="replace")
-
-    def skip_strings(self, count: int, what: str, hook: Callable[[str], None] | None) -> None:
-        """Read `count` strings without keeping them (a vocabulary), passing each to `hook`.
-
-        The fast path works on the buffer directly: a 262k-token vocabulary is most of a
-        header, and per-string method calls would triple the parse time.
-        """
-        unpack = struct.unpack_from
-        for _ in range(count):
-            buf, at = self._buf, self._at
-            if len(buf) - at >= 8:
-                (length,) = unpack("<Q", buf, at)
-                if length <= MAX_STRING_BYTES and len(buf) - at - 8 >= length:
-                    self._at = at + 8 + length
-                    if hook is not None and length <= MAX_SPECIAL_TOKEN_CHARS * 4:
-                        hook(buf[at + 8 : at + 8 + length].decode("utf-8", errors="replace"))
-                    continue
-            value = self.string(what)  # slow path: refill, bounds checks, errors
-            if hook is not None:
-                hook(value)
+    return _HeaderParser(Reader(stream, file_size, source)).parse()
 
 
 class _HeaderParser:
     """Walks the header once, collecting metadata, array lengths, special tokens, tensors."""
 
-    def __init__(self, reader: _Reader) -> None:
+    def __init__(self, reader: Reader) -> None:
         self._r = reader
         self._metadata: dict[str, object] = {}
         self._array_lengths: dict[str, int] = {}
@@ -344,7 +246,7 @@ class _HeaderParser:
             self._read_kv()
         alignment = self._alignment()
         infos = [self._read_tensor_info() for _ in range(tensor_count)]
-        data_offset = _align_up(r.pos, alignment)
+        data_offset = align_up(r.pos, alignment)
         tensors = self._check_offsets(infos, alignment)
         end = max((t.offset + t.n_bytes for t in tensors), default=None)
         expected = r.pos if end is None else data_offset + end
@@ -369,72 +271,14 @@ class _HeaderParser:
         if key in self._metadata or key in self._array_lengths:
             raise r.fail(f"duplicate metadata key {key!r}")
         value_type = r.u32()
-        if value_type == _ARRAY:
-            self._read_array(key)
-        else:
-            self._metadata[key] = self._read_value(key, value_type)
-
-    def _read_value(self, key: str, value_type: int) -> object:
-        r = self._r
-        if value_type == _STRING:
-            return r.string(f"the value of {key!r}")
-        scalar = _SCALARS.get(value_type)
-        if scalar is None:
-            raise r.fail(f"metadata {key!r} has unknown value type {value_type}")
-        return r.scalar(*scalar)
-
-    def _read_array(self, key: str) -> None:
+        if value_type != ARRAY_TYPE:
+            self._metadata[key] = read_value(r, key, value_type)
+            return
         hook = self._note_token if key == "tokenizer.ggml.tokens" else None
-        count, items = self._read_array_items(key, depth=1, on_string=hook)
+        count, items = read_array(r, key, on_string=hook)
         self._array_lengths[key] = count
         if items is not None:
             self._metadata[key] = items
-
-    def _read_array_items(
-        self,
-        key: str,
-        depth: int,
-        on_string: Callable[[str], None] | None = None,
-    ) -> tuple[int, list[object] | None]:
-        """Read one array; returns its length and its items when it is small enough to keep."""
-        r = self._r
-        start = r.pos
-        elem_type = r.u32()
-        count = r.u64()
-        if elem_type == _ARRAY:
-            if depth >= MAX_ARRAY_DEPTH:
-                raise r.fail(f"metadata {key!r} nests arrays deeper than {MAX_ARRAY_DEPTH}")
-            min_size = 12
-        elif elem_type == _STRING:
-            min_size = 8
-        elif elem_type in _SCALARS:
-            min_size = _SCALARS[elem_type][1]
-        else:
-            raise r.fail(f"metadata {key!r} is an array of unknown value type {elem_type}")
-        if r.pos + count * min_size > r.file_size:
-            raise r.fail(
-                f"truncated: {r.file_size:,} bytes, but metadata {key!r} at byte {start:,} "
-                f"claims {count:,} elements, past the end of the file"
-            )
-        keep = count <= SMALL_ARRAY_LIMIT
-        items: list[object] = []
-        if not keep and elem_type in _SCALARS:
-            r.take(count * min_size)  # skip in one read: nobody needs long numeric arrays
-            return count, None
-        if not keep and elem_type == _STRING:
-            r.skip_strings(count, f"an element of {key!r}", on_string)
-            return count, None
-        for _ in range(count):
-            value: object
-            if elem_type == _ARRAY:
-                value = self._read_array_items(key, depth + 1)[1]
-            else:
-                value = self._read_value(key, elem_type)
-                if on_string is not None and isinstance(value, str):
-                    on_string(value)
-            if keep:
-                items.append(value)
-        return count, items if keep else None
 
     def _note_token(self, token: str) -> None:
         if len(token) <= MAX_SPECIAL_TOKEN_CHARS and (
@@ -485,13 +329,13 @@ class _HeaderParser:
                     f"tensor {name!r} has offset {offset:,} but should start at {expected:,}: "
                     "tensor offsets point outside the data"
                 )
-            expected = _align_up(offset + tensor.n_bytes, alignment)
+            expected = align_up(offset + tensor.n_bytes, alignment)
             tensors.append(tensor)
         return tensors
 
 
 def _make_tensor(
-    r: _Reader, name: str, shape: tuple[int, ...], ggml_type: int, offset: int
+    r: Reader, name: str, shape: tuple[int, ...], ggml_type: int, offset: int
 ) -> GGUFTensor:
     try:
         qtype = GGMLQuantizationType(ggml_type)
@@ -518,7 +362,3 @@ def _make_tensor(
         n_elements=n_elements,
         n_bytes=n_elements // block_size * type_size,
     )
-
-
-def _align_up(value: int, alignment: int) -> int:
-    return (value + alignment - 1) // alignment * alignment

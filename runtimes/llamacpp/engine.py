@@ -13,8 +13,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtimes.base import ChatMessage, GenerationParams, GenerationStats
+from runtimes.llamacpp.chat_template import (
+    GGUFTemplate,
+    TemplateUnusable,
+    tolerant_template_compile,
+)
 from runtimes.llamacpp.generation import GenerationRun
-from runtimes.llamacpp.templates import GGUF_TEMPLATE_KEY, PromptFormat, fallback_by_source
+from runtimes.llamacpp.templates import (
+    GGUF_TEMPLATE_KEY,
+    TemplateChoice,
+    fallback_by_source,
+    replace_broken_template,
+)
 from runtimes.llamacpp.textstream import StopMatcher, normalize_bos
 
 _log = logging.getLogger(__name__)
@@ -24,7 +34,7 @@ _KEEPALIVE: list[object] = []
 
 
 class PromptError(Exception):
-    """A conversation that cannot be turned into a prompt (template error, too long)."""
+    """A conversation that does not fit the model's context."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,30 +89,45 @@ def model_progress(report: ProgressReport) -> Iterator[None]:
 
 
 class Engine:
-    """A loaded `llama_cpp.Llama` and how to prompt it."""
+    """A loaded `llama_cpp.Llama` and how to prompt it.
+
+    Args:
+        llama: the loaded model.
+        template_source: what the parent chose from the file's header: "gguf" (the file's
+            own template) or "fallback:<name>". A "gguf" template that cannot be used is
+            replaced here by the architecture's format; `template` says what was used.
+    """
 
     def __init__(self, llama: Any, template_source: str) -> None:
         self.llama = llama
-        self._fallback: PromptFormat | None = fallback_by_source(template_source)
         self._vocab = llama._model.vocab  # llama-cpp-python keeps no public handle
         self.bos_id: int = int(llama.token_bos())
         eos_id = int(llama.token_eos())
         self._bos_text = llama._model.token_get_text(self.bos_id) if self.bos_id >= 0 else ""
         self._eos_text = llama._model.token_get_text(eos_id) if eos_id >= 0 else ""
         self._add_bos = bool(llama._model.add_bos_token())
-        self._formatter: Any = None
-        if self._fallback is None:
-            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-            self._formatter = Jinja2ChatFormatter(
-                template=llama.metadata[GGUF_TEMPLATE_KEY],
-                eos_token=self._eos_text,
-                bos_token=self._bos_text,
-                stop_token_ids=[eos_id],
-            )
-        fallback_stops = self._fallback.stop_texts if self._fallback else ()
+        self.template = TemplateChoice(template_source, fallback_by_source(template_source), "")
+        self._render: Callable[[Sequence[ChatMessage]], str]
+        if self.template.fallback is None:
+            try:
+                self._render = self._open_gguf_template(eos_id).render
+            except TemplateUnusable as exc:
+                arch = llama.metadata.get("general.architecture", "")
+                self.template = replace_broken_template(
+                    arch if isinstance(arch, str) else "", self._has_special_token, str(exc)
+                )
+        if self.template.fallback is not None:
+            self._render = self.template.fallback.render
+        fallback_stops = self.template.fallback.stop_texts if self.template.fallback else ()
         self._format_stop_ids = frozenset(self._special_ids(fallback_stops))
         self._format_stop_texts = fallback_stops or ((self._eos_text,) if self._eos_text else ())
+
+    def _open_gguf_template(self, eos_id: int) -> GGUFTemplate:
+        """The file's own template, checked; raises `TemplateUnusable` when it is not."""
+        text = self.llama.metadata.get(GGUF_TEMPLATE_KEY)
+        if not isinstance(text, str) or not text.strip():
+            raise TemplateUnusable("llama.cpp reads no template from the file")
+        return GGUFTemplate(text, bos_text=self._bos_text, eos_text=self._eos_text, eos_id=eos_id)
 
     @classmethod
     def load(
@@ -119,7 +144,7 @@ class Engine:
         """Load the model (llama.cpp's log goes to stderr) and prepare its prompt format."""
         import llama_cpp
 
-        with model_progress(report):
+        with model_progress(report), tolerant_template_compile():
             llama = llama_cpp.Llama(
                 model_path=path,
                 n_ctx=n_ctx,
@@ -129,6 +154,10 @@ class Engine:
                 verbose=True,
             )
         return cls(llama, template_source)
+
+    def _has_special_token(self, text: str) -> bool:
+        """Whether the vocabulary holds `text` as one special token."""
+        return bool(self._special_ids([text]))
 
     def _special_ids(self, texts: Sequence[str]) -> list[int]:
         """Ids of those texts that the vocabulary holds as single special tokens."""
@@ -146,16 +175,9 @@ class Engine:
         """The prompt text and token ids for a conversation, with BOS exactly once if wanted.
 
         Raises:
-            PromptError: the model's chat template rejected the conversation.
+            TemplateRenderError: the model's chat template rejected the conversation.
         """
-        if self._fallback is not None:
-            text = self._fallback.render(messages)
-        else:
-            wire = [{"role": m.role, "content": m.content} for m in messages]
-            try:
-                text = self._formatter(messages=wire).prompt
-            except Exception as exc:  # Jinja raises many types; all mean "rejected"
-                raise PromptError(f"the model's chat template rejected it: {exc}") from exc
+        text = self._render(messages)
         want_bos = self._add_bos or bool(self._bos_text and text.startswith(self._bos_text))
         raw = self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
         tokens = normalize_bos([int(t) for t in raw], self.bos_id, want_bos)

@@ -18,6 +18,7 @@ from runtimes.base import (
     TextDelta,
 )
 from runtimes.errors import (
+    ChatTemplateFailed,
     ExternalFailure,
     ModelNotLoaded,
     RuntimeBusy,
@@ -101,8 +102,10 @@ class LlamaCppModel:
             ModelNotLoaded: the model was unloaded (before or during the reply).
             RuntimeBusy: another reply of this model is still streaming.
             RuntimeCrashed: the worker died; text already yielded stays valid.
-            UserFacingError: the conversation does not fit the model (template, context).
-            ExternalFailure: llama.cpp failed, or the worker broke the protocol.
+            ChatTemplateFailed: the model's chat template rejected the conversation.
+            UserFacingError: the conversation does not fit the model's context.
+            ExternalFailure: llama.cpp failed, the worker hit an unexpected error (it keeps
+                the model), or the worker broke the protocol.
         """
         self._check_alive()
         if not self._busy.acquire(blocking=False):
@@ -232,8 +235,17 @@ class LlamaCppModel:
 
     def _request_error(self, event: Message) -> WorkbenchError:
         message = str(event.get("message", ""))
-        if event.get("kind") == "request":
+        kind = event.get("kind")
+        if kind == "template":
+            return ChatTemplateFailed(message)
+        if kind == "request":
             return UserFacingError(f"The model cannot take this conversation: {message}.")
+        if kind == "internal":
+            return ExternalFailure(
+                f"The model's worker process hit an unexpected error ({message}). Try again; "
+                "if it keeps happening, reload the model and report it with the details.",
+                details=self._worker.stderr_tail(),
+            )
         return ExternalFailure(
             f"llama.cpp failed while answering ({message}). Try again or reload the model.",
             details=self._worker.stderr_tail(),

@@ -10,11 +10,15 @@ Parent -> worker (key "op"):
 Worker -> parent (key "ev"):
     hello    {pid, protocol}
     progress {fraction, stage}
-    loaded   {n_ctx, n_threads, backend, gpu_offload, load_s}
+    loaded   {n_ctx, n_threads, backend, gpu_offload, load_s, template, template_notice}
+             (template: the prompt format used, "gguf" or "fallback:<name>"; it differs
+             from the load request's when the file's own template proved unusable)
     text     {id, text}
     done     {id, stats: GenerationStats.as_dict()}
     rendered {id, text, tokens, bos_id, stop_ids, stop_texts}
-    error    {id?, kind: "load" | "request" | "engine" | "internal", message}
+    error    {id?, kind: "load" | "request" | "template" | "engine" | "internal", message}
+             (template: the chat template rejected the conversation; internal: a bug in
+             the worker, whose traceback is in its stderr; the worker keeps serving)
 """
 
 from __future__ import annotations

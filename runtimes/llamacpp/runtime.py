@@ -14,9 +14,14 @@ from runtimes.gguf_header import GGUFHeader, has_token, validate_gguf
 from runtimes.llamacpp import protocol
 from runtimes.llamacpp.model import LlamaCppModel
 from runtimes.llamacpp.process import WorkerExited, WorkerProcess
-from runtimes.llamacpp.protocol import Message
+from runtimes.llamacpp.protocol import Message, ProtocolError
 from runtimes.llamacpp.system import default_threads
-from runtimes.llamacpp.templates import GGUF_TEMPLATE_KEY, TemplateChoice, choose_template
+from runtimes.llamacpp.templates import (
+    GGUF_TEMPLATE_KEY,
+    TemplateChoice,
+    choose_template,
+    fallback_by_source,
+)
 
 _POLL_S = 0.025
 _MARKER_WAIT_S = 2.0
@@ -158,7 +163,12 @@ def _build_info(
     *,
     load_time_s: float,
 ) -> LoadedModelInfo:
-    """What the load produced, from the worker's report, its log, and the file's header."""
+    """What the load produced, from the worker's report, its log, and the file's header.
+
+    `choice` is the prompt format planned from the header; the worker's report overrides it
+    when the file's own template proved unusable there.
+    """
+    choice = _template_used(loaded, choice)
     n_layers = header.arch_int("block_count") or 0
     gpu_build = loaded.get("gpu_offload") is True
     if worker.offloaded is not None:
@@ -184,3 +194,18 @@ def _build_info(
         notice=" ".join(notices),
         load_time_s=load_time_s,
     )
+
+
+def _template_used(loaded: Message, planned: TemplateChoice) -> TemplateChoice:
+    """The prompt format the worker says it used (a worker that says nothing used `planned`)."""
+    source = loaded.get("template")
+    if source is None or source == planned.source:
+        return planned
+    if not isinstance(source, str):
+        raise ProtocolError("field 'template' is not a string")
+    try:
+        fallback = fallback_by_source(source)
+    except KeyError:
+        raise ProtocolError(f"unknown prompt format {source!r}") from None
+    notice = loaded.get("template_notice", "")
+    return TemplateChoice(source, fallback, notice if isinstance(notice, str) else "")

@@ -1,8 +1,9 @@
-"""Prompt formats for GGUF files that carry no chat template, chosen by architecture.
+"""Prompt formats for GGUF files without a usable chat template, chosen by architecture.
 
 When a GGUF file has `tokenizer.chat_template`, llama-cpp-python renders that Jinja template
-(in its sandboxed environment) and nothing here is used. Otherwise the prompt format is
-picked from this table:
+(in its sandboxed environment) and nothing here is used. Otherwise, or when that template
+cannot be used (it does not compile, or fails on a one-message conversation: see
+`chat_template`), the prompt format is picked from this table:
 
 =====================================  ==========  ==========================================
 `general.architecture`                 format      turn layout
@@ -134,13 +135,37 @@ def choose_template(
     if has_gguf_template:
         return TemplateChoice(source=SOURCE_GGUF, fallback=None, notice="")
     chosen = fallback_for(architecture, has_token)
+    notice = (
+        f"This model file has no chat template; using the {chosen.label} format"
+        f"{_why(chosen, architecture)}."
+    )
+    return TemplateChoice(source=f"fallback:{chosen.name}", fallback=chosen, notice=notice)
+
+
+def replace_broken_template(
+    architecture: str, has_token: Callable[[str], bool], reason: str
+) -> TemplateChoice:
+    """The built-in format for a model whose own chat template cannot be used, and the notice.
+
+    Args:
+        architecture: `general.architecture` ("" when unknown).
+        has_token: whether the model's vocabulary holds a given special token.
+        reason: why the template cannot be used, short, e.g. "syntax error on line 1: …".
+    """
+    chosen = fallback_for(architecture, has_token)
+    notice = (
+        f"This model's chat template could not be used ({reason}); using the "
+        f"{chosen.label} format{_why(chosen, architecture)}."
+    )
+    return TemplateChoice(source=f"fallback:{chosen.name}", fallback=chosen, notice=notice)
+
+
+def _why(chosen: PromptFormat, architecture: str) -> str:
+    """Why that format: the architecture's own, or ChatML as a common default."""
     arch = architecture or "unknown"
     if chosen is CHATML and architecture not in ("qwen2", "qwen3"):
-        why = f", a common default (architecture: {arch})"
-    else:
-        why = f" for its architecture ({arch})"
-    notice = f"This model file has no chat template; using the {chosen.label} format{why}."
-    return TemplateChoice(source=f"fallback:{chosen.name}", fallback=chosen, notice=notice)
+        return f", a common default (architecture: {arch})"
+    return f" for its architecture ({arch})"
 
 
 def fallback_by_source(source: str) -> PromptFormat | None:

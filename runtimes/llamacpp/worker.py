@@ -13,7 +13,8 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Mapping
+import traceback
+from collections.abc import Iterable, Mapping
 from typing import BinaryIO
 
 from runtimes.llamacpp import protocol
@@ -50,10 +51,16 @@ def take_protocol_stdout() -> Channel:
 
 
 class Worker:
-    """Reads requests, runs them one at a time, and listens for cancels meanwhile."""
+    """Reads requests, runs them one at a time, and listens for cancels meanwhile.
 
-    def __init__(self, channel: Channel) -> None:
+    Args:
+        channel: where events go.
+        requests: where request lines come from; the process's stdin when None.
+    """
+
+    def __init__(self, channel: Channel, requests: Iterable[bytes] | None = None) -> None:
         self._out = channel
+        self._requests = requests
         self._inbox: queue.Queue[Message] = queue.Queue()
         self._cancelled_ids: set[int] = set()
         self._leaving = threading.Event()
@@ -71,13 +78,25 @@ class Worker:
             try:
                 self._dispatch(op, message)
             except ProtocolError as exc:
-                reply: Message = {"ev": "error", "kind": "internal", "message": exc.problem}
-                if isinstance(message.get("id"), int):
-                    reply["id"] = message["id"]
-                self._out.send(reply)
+                self._send_internal_error(message, exc.problem)
+            # A bug met while serving one request must not take the loaded model down with
+            # it: the parent gets the error for that request, the traceback goes to the log.
+            except Exception as exc:  # noqa: BLE001
+                print(f"llm-workbench worker: {op} request failed:", file=sys.stderr)
+                traceback.print_exc(file=sys.stderr)
+                sys.stderr.flush()
+                first_line = next(iter(str(exc).splitlines()), "")  # the rest is in the log
+                self._send_internal_error(message, f"{type(exc).__name__}: {first_line}")
+
+    def _send_internal_error(self, request: Message, problem: str) -> None:
+        reply: Message = {"ev": "error", "kind": "internal", "message": problem}
+        if isinstance(request.get("id"), int):
+            reply["id"] = request["id"]
+        self._out.send(reply)
 
     def _read_stdin(self) -> None:
-        for line in sys.stdin.buffer:
+        lines = self._requests if self._requests is not None else sys.stdin.buffer
+        for line in lines:
             try:
                 message = protocol.decode(line, "op")
             except ProtocolError as exc:
@@ -121,7 +140,7 @@ class Worker:
 
         progress(0.05, "starting llama.cpp")
         from runtimes.llamacpp.engine import Engine
-        from runtimes.llamacpp.system import wheel_backend
+        from runtimes.llamacpp.system import loaded_backend
 
         try:
             engine = Engine.load(
@@ -139,19 +158,24 @@ class Worker:
         import llama_cpp
 
         self._engine = engine
+        if engine.template.notice:
+            print(f"llm-workbench worker: {engine.template.notice}", file=sys.stderr)
         print(LOAD_FINISHED_MARKER, file=sys.stderr, flush=True)
         self._out.send(
             {
                 "ev": "loaded",
                 "n_ctx": int(engine.llama.n_ctx()),
                 "n_threads": int(engine.llama.n_threads),
-                "backend": wheel_backend(),
+                "backend": loaded_backend(),
                 "gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()),
                 "load_s": time.perf_counter() - started,
+                "template": engine.template.source,
+                "template_notice": engine.template.notice,
             }
         )
 
     def _request(self, op: str, message: Message) -> None:
+        from runtimes.llamacpp.chat_template import TemplateRenderError
         from runtimes.llamacpp.engine import Engine, PromptError
         from runtimes.llamacpp.textstream import TextBatcher
 
@@ -189,6 +213,11 @@ class Worker:
                 on_text=batcher.add,
             )
             batcher.flush()
+        except TemplateRenderError as exc:
+            self._out.send(
+                {"ev": "error", "id": request_id, "kind": "template", "message": str(exc)}
+            )
+            return
         except PromptError as exc:
             self._out.send(
                 {"ev": "error", "id": request_id, "kind": "request", "message": str(exc)}

@@ -30,7 +30,9 @@ from runtimes.llamacpp import runtime as runtime_module
 
 pytestmark = pytest.mark.integration
 
-OPTIONS = LoadOptions(n_ctx=1024, n_threads=2)
+GPU_BUILD = wheel_backend() != "CPU"
+# Full offload on GPU builds, as the app plans it; the CPU build takes n_gpu_layers=0 silently.
+OPTIONS = LoadOptions(n_ctx=1024, n_threads=2, n_gpu_layers=-1 if GPU_BUILD else 0)
 GREEDY = GenerationParams(temperature=0.0, seed=7, max_tokens=40)
 QUESTION = (
     ChatMessage("system", "Be brief."),
@@ -73,9 +75,14 @@ def fresh_smollm2(runtime: LlamaCppRuntime, smollm2_path: Path) -> Iterator[Llam
 
 def test_load_reports_what_it_produced(smollm2: LlamaCppModel) -> None:
     info = smollm2.info
-    assert info.backend == wheel_backend() == "CPU"
-    assert (info.n_ctx, info.n_threads, info.n_gpu_layers) == (1024, 2, 0)
-    assert (info.n_layers, info.architecture) == (30, "llama")
+    if GPU_BUILD:
+        # llama.cpp's own count ("offloaded 31/31 layers") includes the output layer.
+        assert info.backend == wheel_backend()
+        assert info.n_gpu_layers == info.n_layers == 31
+    else:
+        assert info.backend == wheel_backend() == "CPU"
+        assert (info.n_gpu_layers, info.n_layers) == (0, 30)  # SmolLM2's block_count
+    assert (info.n_ctx, info.n_threads, info.architecture) == (1024, 2, "llama")
     assert (info.chat_template, info.notice) == ("gguf", "")
     assert 0 < info.load_time_s < 30
 

@@ -1,4 +1,4 @@
-"""The worker process imports llama.cpp and nothing of the parent's side."""
+"""The worker imports llama.cpp and nothing of the parent's side; the parent, no llama.cpp."""
 
 from __future__ import annotations
 
@@ -23,6 +23,31 @@ def test_worker_module_does_not_import_gguf_or_the_parent_side() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == ""
+
+
+def _python(code: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip()
+
+
+def test_wheel_backend_does_not_load_llama_cpp_into_the_calling_process() -> None:
+    # The GUI process asks before every load: libllama (and its GPU backends) must stay in
+    # the worker, where an abort cannot take the GUI down.
+    code = (
+        "import sys\n"
+        "from runtimes.llamacpp import wheel_backend\n"
+        "backend = wheel_backend()\n"
+        "maps = open('/proc/self/maps').read() if sys.platform == 'linux' else ''\n"
+        "loaded = 'llama_cpp' in sys.modules or 'libllama' in maps or 'libggml' in maps\n"
+        "print(backend, loaded)\n"
+    )
+    backend, loaded = _python(code).split()
+    assert loaded == "False"
+    # What llama.cpp itself says, asked in a process of its own.
+    gpu = _python("import llama_cpp; print(bool(llama_cpp.llama_supports_gpu_offload()))")
+    assert (backend != "CPU") == (gpu == "True"), (backend, gpu)
 
 
 def test_public_names_still_resolve() -> None:

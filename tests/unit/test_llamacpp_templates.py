@@ -15,6 +15,7 @@ from runtimes.llamacpp.templates import (
     render_chatml,
     render_gemma,
     render_llama3,
+    replace_broken_template,
 )
 
 
@@ -120,3 +121,20 @@ def test_each_format_stops_on_its_turn_tokens() -> None:
     assert GEMMA.stop_texts == ("<end_of_turn>", "<start_of_turn>")
     assert CHATML.stop_texts == ("<|im_end|>", "<|im_start|>")
     assert LLAMA3.stop_texts == ("<|eot_id|>", "<|start_header_id|>")
+
+
+def test_broken_gguf_template_is_replaced_by_the_architecture_format_with_its_reason() -> None:
+    choice = replace_broken_template("gemma3", _no_tokens, "syntax error on line 1: oops")
+    assert (choice.source, choice.fallback) == ("fallback:gemma", GEMMA)
+    assert choice.notice == (
+        "This model's chat template could not be used (syntax error on line 1: oops); "
+        "using the Gemma format for its architecture (gemma3)."
+    )
+
+
+def test_broken_template_of_a_llama_without_header_tokens_says_chatml_is_a_default() -> None:
+    choice = replace_broken_template("llama", _no_tokens, "it fails")
+    assert (choice.source, choice.fallback) == ("fallback:chatml", CHATML)
+    assert choice.notice.endswith(
+        "(it fails); using the ChatML format, a common default (architecture: llama)."
+    )
