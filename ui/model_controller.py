@@ -8,7 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal, Slot
 
 from app.engine import ModelHost, gpu_budget_bytes, plan_load
-from app.errors import WorkbenchError
+from app.errors import LoadCancelled, WorkbenchError
 from app.hardware import HardwareProfile
 from app.library import LocalModel, ModelLibrary
 from runtimes.base import LoadedModel
@@ -52,10 +52,15 @@ class ModelController(QObject):
         super().__init__(parent)
         self.host = host
         self.picker = picker
+        picker.cancel_requested.connect(self.cancel_load)
         self.hardware: HardwareProfile | None = None
         self._library = library
         self._models: dict[str, LocalModel] = {}
         self._load: WorkerThread | None = None
+        # True from start until the GUI thread has the outcome; the worker's thread may take a
+        # moment longer to end, and a new load must not wait for that.
+        self._load_active = False
+        self._finishing: list[WorkerThread] = []
 
     def _layers(self, model: LocalModel | None) -> int:
         if model is None or self._library is None:
@@ -72,7 +77,7 @@ class ModelController(QObject):
     @property
     def loading(self) -> bool:
         """Whether a load is under way."""
-        return self._load is not None and self._load.running()
+        return self._load_active
 
     def loaded_model(self, path: str) -> LoadedModel | None:
         """The loaded model if it is `path` and alive."""
@@ -101,11 +106,16 @@ class ModelController(QObject):
             worker.failed.connect(self._on_worker_failed)
 
         self.picker.set_loading(0.0, "starting")
+        if self._load is not None:
+            self._finishing.append(self._load)
+        self._finishing = [t for t in self._finishing if t.running()]
+        self._load_active = True
         self._load = start_worker(worker, connect, self)
 
+    @Slot()
     def cancel_load(self) -> None:
         """Abort a running load (its worker process is killed)."""
-        if self._load is not None and self._load.running():
+        if self._load is not None and self._load_active:
             self._load.worker.cancel.cancel()
 
     @Slot()
@@ -124,8 +134,8 @@ class ModelController(QObject):
     def shutdown(self) -> None:
         """Stop loads and end the worker process (on window close)."""
         self.cancel_load()
-        if self._load is not None:
-            self._load.wait(5000)
+        for thread in [*self._finishing, *([self._load] if self._load else [])]:
+            thread.wait(5000)
         self.host.unload()
 
     @Slot(float, str)
@@ -134,11 +144,14 @@ class ModelController(QObject):
 
     @Slot(object)
     def _on_worker_loaded(self, model: LoadedModel) -> None:
+        self._load_active = False
         self.picker.set_loaded(describe_load(model))
         log.info("loaded: %s", describe_load(model))
         self.model_loaded.emit(model)
 
     @Slot(object)
     def _on_worker_failed(self, error: BaseException) -> None:
-        self.picker.set_unloaded("failed to load")
+        self._load_active = False
+        cancelled = isinstance(error, LoadCancelled)
+        self.picker.set_unloaded("load cancelled" if cancelled else "failed to load")
         self.load_failed.emit(error)

@@ -26,12 +26,14 @@ class ModelPicker(QWidget):
         open_file_requested(): the user picked "Open GGUF file…".
         load_requested(): the user pressed Load.
         unload_requested(): the user pressed Unload.
+        cancel_requested(): the user pressed Cancel while a model was loading.
     """
 
     model_chosen = Signal(str)
     open_file_requested = Signal()
     load_requested = Signal()
     unload_requested = Signal()
+    cancel_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -56,6 +58,7 @@ class ModelPicker(QWidget):
         self.combo.activated.connect(self._on_combo_activated)
         self.load_button.clicked.connect(self._on_load_button_clicked)
         self._loaded = False
+        self._loading = False
 
     def set_models(self, models: Sequence[LocalModel], selected_path: str) -> None:
         """Fill the list; keeps `selected_path` selected when it is there."""
@@ -90,12 +93,16 @@ class ModelPicker(QWidget):
         self.progress.setValue(round(fraction * 100))
         self.progress.setFormat(f"{stage} %p%")
         self.state.setText("◌ loading…")
-        self.load_button.setEnabled(False)
+        self.state.setStyleSheet("")
+        self._loading = True
+        self.load_button.setText("Cancel")
+        self.load_button.setEnabled(True)
         self.combo.setEnabled(False)
 
     def set_loaded(self, summary: str) -> None:
         """Show the model as loaded, with a short summary (backend, threads, context)."""
         self._loaded = True
+        self._loading = False
         self.progress.hide()
         self.state.setText(f"● loaded · {summary}")
         self.state.setStyleSheet("color: #2e7d32")
@@ -106,9 +113,11 @@ class ModelPicker(QWidget):
     def set_unloaded(self, reason: str = "not loaded") -> None:
         """Show the model as not loaded (and why: "not loaded", "crashed", "failed")."""
         self._loaded = False
+        self._loading = False
         self.progress.hide()
         self.state.setText(f"○ {reason}")
-        self.state.setStyleSheet("" if reason == "not loaded" else "color: #b3541e")
+        quiet = reason in ("not loaded", "load cancelled")
+        self.state.setStyleSheet("" if quiet else "color: #b3541e")
         self.load_button.setText("Load")
         self.load_button.setEnabled(True)
         self.combo.setEnabled(True)
@@ -123,7 +132,9 @@ class ModelPicker(QWidget):
 
     @Slot()
     def _on_load_button_clicked(self) -> None:
-        if self._loaded:
+        if self._loading:
+            self.cancel_requested.emit()
+        elif self._loaded:
             self.unload_requested.emit()
         else:
             self.load_requested.emit()

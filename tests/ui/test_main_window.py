@@ -221,3 +221,25 @@ def test_a_failed_send_keeps_what_was_typed(qtbot, make_window) -> None:
     with qtbot.waitSignal(window.chat.reply_finished, timeout=60_000):
         qtbot.keyClick(window.chat_view.input, Qt.Key.Key_Return)
     assert window.chat_view.input.toPlainText() == ""
+
+
+def test_load_shows_progress_and_can_be_cancelled(qtbot, make_window) -> None:
+    window = make_window()
+    picker = window.picker
+    with qtbot.waitSignal(window.models.load_failed, timeout=30_000) as failed:
+        qtbot.mouseClick(picker.load_button, Qt.MouseButton.LeftButton)
+        assert picker.load_button.text() == "Cancel"
+        assert picker.progress.isVisible()
+        qtbot.mouseClick(picker.load_button, Qt.MouseButton.LeftButton)
+    assert type(failed.args[0]).__name__ == "LoadCancelled"
+    assert "load cancelled" in picker.state.text()
+    assert not window.chat_view.banner.isVisible()
+    assert window.services.host.current is None
+    # A load left alone completes, and Unload ends it.
+    with qtbot.waitSignal(window.models.model_loaded, timeout=60_000):
+        qtbot.mouseClick(picker.load_button, Qt.MouseButton.LeftButton)
+    assert "loaded" in picker.state.text()
+    assert picker.load_button.text() == "Unload"
+    qtbot.mouseClick(picker.load_button, Qt.MouseButton.LeftButton)
+    assert window.services.host.current is None
+    assert picker.load_button.text() == "Load"
