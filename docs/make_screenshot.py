@@ -1,13 +1,20 @@
 """Take docs/screenshots/main.png: the real app, a real streamed reply, a real X screen.
 
-Run under Xvfb (the README's screenshot is made this way):
+Run under Xvfb (the README's screenshots are made this way):
 
     LLM_WORKBENCH_HOME=$(mktemp -d) xvfb-run -s "-screen 0 1280x800x24" \
         .venv/bin/python docs/make_screenshot.py docs/screenshots/main.png
+    LLM_WORKBENCH_HOME=$(mktemp -d) xvfb-run -s "-screen 0 1280x800x24" \
+        .venv/bin/python docs/make_screenshot.py docs/screenshots/crash.png --kill-worker
+
+`--kill-worker` sends SIGKILL to the model's worker process in the middle of the second reply,
+to show what the user sees when llama.cpp dies: the window lives on, the reply so far is kept.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -25,7 +32,7 @@ PROMPTS = [
 ]
 
 
-def main(out: Path) -> int:
+def main(out: Path, kill_worker: bool = False) -> int:
     """Open the window, send two prompts, grab the screen after the second reply."""
     app: QApplication = create_application()
     window = MainWindow(build_services())
@@ -40,8 +47,15 @@ def main(out: Path) -> int:
         if queue:
             window.chat_view.input.setPlainText(queue.pop(0))
             window.chat_view.send_button.click()
+            if kill_worker and not queue:
+                QTimer.singleShot(900, kill)
         else:
             QTimer.singleShot(600, grab)
+
+    def kill() -> None:
+        model = window.services.host.current
+        if model is not None:
+            os.kill(model.pid, signal.SIGKILL)
 
     def grab() -> None:
         screen = QGuiApplication.primaryScreen()
@@ -59,4 +73,6 @@ def main(out: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshots/main.png")))
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    target = Path(args[0] if args else "docs/screenshots/main.png")
+    sys.exit(main(target, kill_worker="--kill-worker" in sys.argv))
