@@ -172,13 +172,13 @@ class ChatView(QWidget):
 
     def append_user_message(self, text: str) -> None:
         """Show the user's message at the end."""
-        self._clear_placeholder()
+        self._clear_empty_hint()
         self._append_header("user")
         self._append_body(text)
 
     def begin_reply(self) -> None:
         """Open an empty assistant block that `append_reply_text` grows."""
-        self._clear_placeholder()
+        self._clear_empty_hint()
         self._append_header("assistant")
         self._cursor_at_end().insertBlock(QTextBlockFormat(), _PLAIN)
         self._tail_open = True
@@ -212,7 +212,7 @@ class ChatView(QWidget):
     def _document(self) -> QTextDocument:
         return self.transcript.document()
 
-    def _clear_placeholder(self) -> None:
+    def _clear_empty_hint(self) -> None:
         if self._document().blockCount() <= 1 and "Say hello" in self.reply_text():
             self.transcript.clear()
 

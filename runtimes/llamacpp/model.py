@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -28,6 +29,8 @@ from runtimes.errors import (
 from runtimes.llamacpp import protocol
 from runtimes.llamacpp.process import WorkerExited, WorkerProcess
 from runtimes.llamacpp.protocol import Message, ProtocolError
+
+_log = logging.getLogger(__name__)
 
 _POLL_S = 0.02
 """How often a waiting caller looks at its cancel token (bounds cancel latency)."""
@@ -268,8 +271,8 @@ class LlamaCppModel:
                     )
                 ):
                     return
-        except (WorkerExited, ProtocolError):
-            pass  # ended below
+        except (WorkerExited, ProtocolError) as exc:
+            _log.debug("worker unusable while draining an abandoned reply: %s", exc)
         self._break_worker()
 
 
