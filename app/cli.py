@@ -6,29 +6,14 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TextIO
 
 from app import __version__
-from app.chat import ConversationService
-from app.engine import ModelHost, gpu_budget_bytes, plan_load
-from app.errors import ExternalFailure, UserFacingError, WorkbenchError
+from app.cli_chat import library_from_settings, registry_from_settings, run_chat
+from app.errors import ExternalFailure, UserFacingError
 from app.hardware import as_dict, probe_hardware, summary_line
-from app.library import LocalModel, ModelLibrary
 from app.logs import setup_logging
 from app.paths import app_paths
-from app.settings import Settings
-from app.store import open_database
-from runtimes.base import (
-    CancelToken,
-    ChatMessage,
-    ChatRequest,
-    Done,
-    GenerationParams,
-    LoadProgress,
-    TextDelta,
-)
-from runtimes.llamacpp import wheel_backend
 
 EXIT_USER_ERROR = 2
 EXIT_EXTERNAL = 3
@@ -58,6 +43,20 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--system", default="", help="a system prompt")
     chat.add_argument("--ctx", type=int, default=2048, help="context length (2048)")
     chat.add_argument("--no-history", action="store_true", help="do not save the exchange")
+    chat.add_argument(
+        "--runtime",
+        default="llamacpp",
+        help="llamacpp (default), ollama, openai, or openai:<saved endpoint name>",
+    )
+    chat.add_argument(
+        "--base-url", default="", help="server URL (Ollama, or OpenAI-compatible /v1)"
+    )
+    chat.add_argument(
+        "--api-key", default="", help="OpenAI-compatible API key (default: $OPENAI_API_KEY)"
+    )
+
+    runtimes = sub.add_parser("runtimes", help="the state of each runtime")
+    runtimes.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -71,7 +70,9 @@ def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr)
         if args.command == "models":
             return _cmd_models(args, out)
         if args.command == "chat":
-            return _cmd_chat(args, out, err)
+            return run_chat(args, out, err)
+        if args.command == "runtimes":
+            return _cmd_runtimes(args, out)
     except UserFacingError as exc:
         print(f"error: {exc.message}", file=err)
         return EXIT_USER_ERROR
@@ -94,14 +95,8 @@ def _cmd_hw(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _library() -> ModelLibrary:
-    paths = app_paths().ensure()
-    settings = Settings.load(paths.settings_file)
-    return ModelLibrary(paths, extra_files=[Path(p) for p in settings.opened_model_files])
-
-
 def _cmd_models(args: argparse.Namespace, out: TextIO) -> int:
-    models = _library().scan()
+    models = library_from_settings().scan()
     if args.json:
         rows = [
             {"name": m.name, "path": str(m.path), "size_bytes": m.size_bytes, "source": m.source}
@@ -118,97 +113,30 @@ def _cmd_models(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _cmd_chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    library = _library()
-    model = library.find(args.model)
-    gpu_build = wheel_backend() in ("Metal", "CUDA")
-    plan = plan_load(
-        model.context_length or 0,
-        n_ctx=args.ctx,
-        file_size=model.size_bytes,
-        n_layers=library.metadata(model).block_count or 0,
-        gpu_budget=gpu_budget_bytes(probe_hardware()) if gpu_build else None,
-    )
-    err.write(f"Loading {model.name} ({plan.explanation})\n")
-    host = ModelHost()
-
-    stages: list[str] = []
-    tty = err.isatty()
-
-    def on_progress(p: LoadProgress) -> None:
-        if tty:
-            err.write(f"\r  {p.stage:<20} {p.fraction * 100:3.0f}%")
-        elif not stages or stages[-1] != p.stage:
-            err.write(f"  {p.stage}\n")
-        stages.append(p.stage)
-        err.flush()
-
-    loaded = host.load(model.path, plan, on_progress)
-    if tty:
-        err.write("\n")
-    if loaded.info.notice:
-        err.write(f"note: {loaded.info.notice}\n")
-    params = GenerationParams(
-        temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed
-    )
-    messages: list[ChatMessage] = []
-    if args.system:
-        messages.append(ChatMessage("system", args.system))
-    messages.append(ChatMessage("user", args.prompt))
-    try:
-        return _stream_chat(args, model, host, ChatRequest(tuple(messages), params), out, err)
-    finally:
-        host.unload()
-
-
-def _stream_chat(
-    args: argparse.Namespace,
-    model: LocalModel,
-    host: ModelHost,
-    request: ChatRequest,
-    out: TextIO,
-    err: TextIO,
-) -> int:
-    loaded = host.current
-    if loaded is None:
-        raise ExternalFailure("The model was unloaded before the reply started.")
-    recorder = None
-    if not args.no_history:
-        service = ConversationService(open_database(app_paths().database))
-        conversation = service.create(str(model.path), model.name, host.runtime_name)
-        service.add_user_message(conversation.id, args.prompt)
-        recorder = service.start_reply(
-            conversation.id, model.name, host.runtime_name, request.params
-        )
-    cancel = CancelToken()
-    try:
-        for event in loaded.chat(request, cancel):
-            if isinstance(event, TextDelta):
-                out.write(event.text)
-                out.flush()
-                if recorder is not None:
-                    recorder.append(event.text)
-            elif isinstance(event, Done):
-                if recorder is not None:
-                    recorder.finish(event.stats)
-                _print_stats(event, loaded.info.load_time_s, err)
-    except KeyboardInterrupt:
-        cancel.cancel()
-        if recorder is not None:
-            recorder.interrupt("Stopped with Ctrl+C.")
-        err.write("\nstopped\n")
-        return 130
-    except WorkbenchError as exc:
-        if recorder is not None:
-            recorder.interrupt(exc.message)
-        raise
+def _cmd_runtimes(args: argparse.Namespace, out: TextIO) -> int:
+    entries = registry_from_settings().statuses()
+    if args.json:
+        rows = [
+            {
+                "key": e.key,
+                "kind": e.kind,
+                "label": e.label,
+                "state": e.status.state,
+                "endpoint": e.status.endpoint,
+                "version": e.status.version,
+                "detail": e.status.detail,
+                "warnings": list(e.status.warnings),
+            }
+            for e in entries
+        ]
+        json.dump(rows, out, indent=2, ensure_ascii=False)
+        out.write("\n")
+        return 0
+    marks = {"available": "●", "not_found": "○", "error": "✕"}
+    for e in entries:
+        where = f" {e.status.endpoint}" if e.status.endpoint else ""
+        version = f" {e.status.version}" if e.status.version else ""
+        out.write(f"{marks[e.status.state]} {e.label}{version}{where}: {e.status.detail}\n")
+        for warning in e.status.warnings:
+            out.write(f"    warning: {warning}\n")
     return 0
-
-
-def _print_stats(event: Done, load_time_s: float, err: TextIO) -> None:
-    s = event.stats
-    err.write(
-        f"\n\n{s.completion_tokens} tokens · {s.decode_tps:.1f} tok/s · "
-        f"TTFT {s.ttft_s * 1000:.0f} ms · prompt {s.prompt_tokens} tokens · "
-        f"load {load_time_s:.2f} s · total {s.total_time_s:.2f} s · stop: {s.stop_reason}\n"
-    )

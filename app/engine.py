@@ -1,17 +1,25 @@
-"""The model host: chooses load options for this machine and keeps the loaded model."""
+"""Load planning for this machine, and the model host (`app.model_host`) re-exported."""
 
 from __future__ import annotations
 
-import logging
-import threading
+import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 
 from app.hardware import HardwareProfile
-from runtimes.base import CancelToken, LoadedModel, LoadOptions, ProgressCallback, Runtime
-from runtimes.llamacpp import LlamaCppRuntime, default_threads, wheel_backend
+from app.model_host import LoadedEntry, ModelHost
+from runtimes.base import LoadOptions
+from runtimes.llamacpp import default_threads, wheel_backend
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "DEFAULT_CONTEXT",
+    "GIB",
+    "LoadPlan",
+    "LoadedEntry",
+    "ModelHost",
+    "gpu_budget_bytes",
+    "plan_load",
+]
+
 
 DEFAULT_CONTEXT = 4096
 GIB = 1024**3
@@ -20,11 +28,20 @@ RESERVE_BYTES = 512 * 1024**2
 
 @dataclass(frozen=True, slots=True)
 class LoadPlan:
-    """Load options chosen for a model on this machine, and why, in words."""
+    """Load options chosen for a model on this machine, and why, in words.
+
+    Attributes:
+        options: what to load with.
+        backend: "Metal", "CUDA" or "CPU".
+        explanation: the choices in words, for the toolbar and the CLI.
+        gpu_budget: bytes the GPU could hold when planned (None: unknown or no GPU); the
+            host adds it to free RAM when the plan offloads to a discrete GPU.
+    """
 
     options: LoadOptions
     backend: str
     explanation: str
+    gpu_budget: int | None = None
 
 
 def gpu_budget_bytes(profile: HardwareProfile | None) -> int | None:
@@ -64,6 +81,7 @@ def plan_load(
     file_size: int = 0,
     n_layers: int = 0,
     gpu_budget: int | None = None,
+    saved: LoadOptions | None = None,
 ) -> LoadPlan:
     """Choose threads, GPU offload and context for a model.
 
@@ -80,9 +98,14 @@ def plan_load(
         file_size: the model file's size in bytes (0: unknown).
         n_layers: the model's layer count (0: unknown).
         gpu_budget: bytes the GPU can hold (see `gpu_budget_bytes`); None when unknown.
+        saved: the options the user saved for this model (`ModelOptionsStore`): used as
+            they are, except that the context is capped at the trained length.
     """
     backend = backend or wheel_backend()
     threads = threads or default_threads()
+    budget = gpu_budget if backend != "CPU" else None
+    if saved is not None:
+        return _saved_plan(saved, backend, threads, context_length, budget)
     ctx = min(n_ctx, context_length) if context_length > 0 else n_ctx
     if backend in ("Metal", "CUDA"):
         gpu_layers, where = _gpu_layers(file_size, n_layers, gpu_budget)
@@ -93,62 +116,32 @@ def plan_load(
         f"(physical cores) · context {ctx}"
     )
     options = LoadOptions(n_ctx=ctx, n_gpu_layers=gpu_layers, n_threads=threads)
-    return LoadPlan(options=options, backend=backend, explanation=explanation)
+    return LoadPlan(options, backend, explanation, budget)
 
 
-class ModelHost:
-    """Holds at most one loaded model and swaps it on request.
-
-    Thread-safe: loads happen on a worker thread while the GUI thread reads `current`.
-    """
-
-    def __init__(self, runtime: Runtime | None = None) -> None:
-        self._runtime: Runtime = runtime or LlamaCppRuntime()
-        self._lock = threading.Lock()
-        self._current: LoadedModel | None = None
-        self._current_path = ""
-
-    @property
-    def runtime_name(self) -> str:
-        """The runtime's short name, stored with each message."""
-        return self._runtime.name
-
-    @property
-    def current(self) -> LoadedModel | None:
-        """The loaded model, if it is still alive."""
-        with self._lock:
-            model = self._current
-        return model if model is not None and model.alive else None
-
-    @property
-    def current_path(self) -> str:
-        """Path of the loaded model ("" when none)."""
-        return self._current_path if self.current is not None else ""
-
-    def load(
-        self,
-        path: Path,
-        plan: LoadPlan,
-        on_progress: ProgressCallback | None = None,
-        cancel: CancelToken | None = None,
-    ) -> LoadedModel:
-        """Unload whatever is loaded, then load `path` with `plan`.
-
-        Raises:
-            InvalidModelFile, ModelLoadFailed, RuntimeCrashed: from the runtime.
-        """
-        self.unload()
-        log.info("loading %s (%s)", path, plan.explanation)
-        model = self._runtime.load(str(path), plan.options, on_progress, cancel)
-        with self._lock:
-            self._current = model
-            self._current_path = str(path)
-        return model
-
-    def unload(self) -> None:
-        """End the loaded model's worker so its memory returns. Idempotent."""
-        with self._lock:
-            model, self._current = self._current, None
-            self._current_path = ""
-        if model is not None:
-            model.unload()
+def _saved_plan(
+    saved: LoadOptions, backend: str, threads: int, context_length: int, budget: int | None
+) -> LoadPlan:
+    """The plan for options the user saved, explained like a chosen one."""
+    ctx = (
+        min(saved.n_ctx, context_length) if context_length > 0 and saved.n_ctx > 0 else saved.n_ctx
+    )
+    options = dataclasses.replace(saved, n_ctx=ctx)
+    if saved.n_gpu_layers < 0:
+        where = "all layers on the GPU"
+    else:
+        where = f"{saved.n_gpu_layers} layers on the GPU" if saved.n_gpu_layers else "CPU only"
+    used = saved.n_threads or threads
+    parts = [f"{backend} build", "saved options", where]
+    parts.append(f"{used} thread{'s' if used != 1 else ''} · context {ctx}")
+    if saved.flash_attn:
+        parts.append("flash attention")
+    if saved.kv_cache_type != "f16":
+        parts.append(f"KV cache {saved.kv_cache_type}")
+    if not saved.use_mmap:
+        parts.append("mmap off")
+    if saved.use_mlock:
+        parts.append("mlock")
+    if saved.keep_alive_s is not None:
+        parts.append(f"unload after {saved.keep_alive_s:g} s idle")
+    return LoadPlan(options, backend, " · ".join(parts), budget)

@@ -150,6 +150,37 @@ class Settings:
         self._data["selected_model_path"] = value
 
     @property
+    def saved_endpoints(self) -> list[dict[str, str | bool]]:
+        """Saved OpenAI-compatible endpoints as `{"name", "base_url", "has_key"}` dicts.
+
+        Entries without a text `name` and `base_url` drop out; API keys are never here (they
+        live in the keyring, `app.secrets`).
+        """
+        value = self._data.get("saved_endpoints")
+        if not isinstance(value, list):
+            return []
+        entries: list[dict[str, str | bool]] = []
+        for item in value:
+            if not isinstance(item, dict):
+                continue
+            name, base_url = item.get("name"), item.get("base_url")
+            if isinstance(name, str) and name and isinstance(base_url, str) and base_url:
+                has_key = item.get("has_key") is True
+                entries.append({"name": name, "base_url": base_url, "has_key": has_key})
+        return entries
+
+    @saved_endpoints.setter
+    def saved_endpoints(self, value: Sequence[Mapping[str, str | bool]]) -> None:
+        self._data["saved_endpoints"] = [
+            {
+                "name": str(e["name"]),
+                "base_url": str(e["base_url"]),
+                "has_key": e.get("has_key") is True,
+            }
+            for e in value
+        ]
+
+    @property
     def generation_defaults(self) -> dict[str, object]:
         """Sampling defaults as a full `GenerationParams.as_dict()`; bad stored keys drop out."""
         return self.generation_params().as_dict()

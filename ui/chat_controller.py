@@ -16,6 +16,7 @@ from app.errors import DatabaseUnavailable, LoadCancelled, RuntimeCrashed, Workb
 from runtimes.base import ChatRequest, GenerationParams, GenerationStats, LoadedModel
 from ui.chat_view import ChatView, metrics_line
 from ui.model_controller import ModelController
+from ui.model_picker import split_choice
 from ui.workers import GenerationWorker, WorkerThread, start_worker
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class ChatController(QObject):
         self._recorder: ReplyRecorder | None = None
         self._generation: WorkerThread | None = None
         self._model_name = ""
+        self._model_path = ""
         self._timer = QTimer(self)
         self._timer.setInterval(COALESCE_MS)
         self._timer.timeout.connect(self._on_timer_timeout)
@@ -87,7 +89,7 @@ class ChatController(QObject):
 
     def new_conversation(self, model_path: str, model_name: str) -> int:
         """Create and open an empty conversation."""
-        conv = self.service.create(model_path, model_name, self.models.host.runtime_name)
+        conv = self.service.create(model_path, model_name, split_choice(model_path)[0])
         self.conversation_id = conv.id
         self.view.show_messages([])
         self.conversations_changed.emit()
@@ -104,13 +106,13 @@ class ChatController(QObject):
         if not path:
             self.view.banner.show_message("Choose a model first (the list at the top).")
             return
-        name = self.models.picker.combo.currentText().split("  ·  ")[0]
+        name = self.models.picker.model_name()
         try:
             if self.conversation_id is None:
                 self.new_conversation(path, name)
             assert self.conversation_id is not None
             self.service.add_user_message(self.conversation_id, text)
-            self.service.set_model(self.conversation_id, path, name, self.models.host.runtime_name)
+            self.service.set_model(self.conversation_id, path, name, split_choice(path)[0])
         except WorkbenchError as exc:
             self.view.banner.show_error(exc)
             return
@@ -119,6 +121,7 @@ class ChatController(QObject):
         self.view.append_user_message(text)
         self.conversations_changed.emit()
         self._model_name = name
+        self._model_path = path
         self._pending_text = text
         self.view.set_busy(True)
         model = self.models.loaded_model(path)
@@ -140,8 +143,9 @@ class ChatController(QObject):
         self._pending_text = None
         try:
             request = ChatRequest(self.service.request_messages(self.conversation_id), self.params)
+            runtime = split_choice(self._model_path)[0]
             self._recorder = self.service.start_reply(
-                self.conversation_id, self._model_name, self.models.host.runtime_name, self.params
+                self.conversation_id, self._model_name, runtime, self.params
             )
         except WorkbenchError as exc:
             # The user's message is stored; nothing streams, so the view must not stay busy.

@@ -21,6 +21,7 @@ from app.errors import WorkbenchError
 from app.library import ModelLibrary
 from app.logs import setup_logging
 from app.paths import AppPaths, app_paths
+from app.runtimes import registry_for
 from app.settings import Settings
 from app.store import open_database
 from ui.main_window import MainWindow, Services
@@ -49,6 +50,7 @@ def build_services(paths: AppPaths | None = None) -> Services:
         library=library,
         host=ModelHost(),
         log_file=log_file,
+        registry=registry_for(settings),
     )
 
 
@@ -100,6 +102,7 @@ def run_gui(argv: Sequence[str] = ()) -> int:
     window = MainWindow(services)
     window.show()
     window.start_hardware_probe()
+    window.start_server_discovery()
     started = float(getattr(sys.modules.get("ui.entry"), "STARTED", time.monotonic()))
     QTimer.singleShot(
         0, lambda: log.info("window shown %.2f s after start", time.monotonic() - started)

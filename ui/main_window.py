@@ -25,13 +25,16 @@ from app.gguf import read_model_metadata
 from app.hardware import HardwareProfile, summary_line
 from app.library import ModelLibrary
 from app.paths import AppPaths
+from app.runtimes import RuntimeEntry, RuntimeRegistry
 from app.settings import Settings
+from runtimes.base import RemoteModel
 from ui.chat_controller import ChatController
 from ui.chat_view import ChatView
 from ui.conversation_list import ConversationList
 from ui.model_controller import ModelController
 from ui.model_picker import ModelPicker
-from ui.workers import HardwareWorker, WorkerThread, start_worker
+from ui.runtimes_page import RuntimesPage
+from ui.workers import HardwareWorker, ServerModelsWorker, WorkerThread, start_worker
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,7 @@ class Services:
     library: ModelLibrary
     host: ModelHost
     log_file: Path
+    registry: RuntimeRegistry
 
 
 class MainWindow(QMainWindow):
@@ -59,7 +63,9 @@ class MainWindow(QMainWindow):
         self.picker = ModelPicker(self)
         self.conversation_list = ConversationList(self)
         self.chat_view = ChatView(self)
-        self.models = ModelController(services.host, self.picker, services.library, self)
+        self.models = ModelController(
+            services.host, self.picker, services.library, self, services.registry
+        )
         self.chat = ChatController(
             services.conversations, self.chat_view, self.models, str(services.log_file), self
         )
@@ -75,6 +81,8 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.speed_label)
         self.hardware: HardwareProfile | None = None
         self._hardware_probe: WorkerThread | None = None
+        self.runtimes_page: RuntimesPage | None = None
+        self._discovery: list[WorkerThread] = []
         self._build_toolbar()
         self._build_menus()
         self._connect()
@@ -110,6 +118,10 @@ class MainWindow(QMainWindow):
         self.stop_action.setShortcut(QKeySequence(Qt.Key.Key_Escape))
         self.stop_action.triggered.connect(self.chat.stop)
         chat_menu.addAction(self.stop_action)
+        view_menu = self.menuBar().addMenu("&View")
+        self.runtimes_action = QAction("&Runtimes…", self)
+        self.runtimes_action.triggered.connect(self._on_runtimes_action_triggered)
+        view_menu.addAction(self.runtimes_action)
         help_menu = self.menuBar().addMenu("&Help")
         about = QAction("&About LLM Workbench", self)
         about.setMenuRole(QAction.MenuRole.AboutRole)
@@ -140,6 +152,29 @@ class MainWindow(QMainWindow):
             worker.probed.connect(self._on_hardware_probed)
 
         self._hardware_probe = start_worker(worker, connect, self)
+
+    def start_server_discovery(self) -> None:
+        """Ask Ollama and the saved endpoints for their models, each on a worker thread."""
+        for key in self.services.registry.runtime_keys():
+            if key == "llamacpp":
+                continue
+            worker = ServerModelsWorker(self.services.registry, key)
+
+            def connect(w: ServerModelsWorker = worker) -> None:
+                w.listed.connect(self._on_server_models_listed)
+                w.unavailable.connect(self._on_server_models_unavailable)
+
+            self._discovery = [d for d in self._discovery if d.running()]
+            self._discovery.append(start_worker(worker, connect, self))
+
+    @Slot(str, str, object)
+    def _on_server_models_listed(self, key: str, label: str, models: list[RemoteModel]) -> None:
+        self.picker.set_server_models(key, label, models)
+
+    @Slot(str, str)
+    def _on_server_models_unavailable(self, key: str, reason: str) -> None:
+        log.info("no models from %s: %s", key, reason)
+        self.picker.set_server_models(key, key, [])
 
     def refresh_models(self) -> None:
         """Rescan the local models and refill the picker."""
@@ -186,7 +221,7 @@ class MainWindow(QMainWindow):
         if self.chat.busy:
             return
         path = self.picker.selected_path()
-        name = self.picker.combo.currentText().split("  ·  ")[0] if path else ""
+        name = self.picker.model_name() if path else ""
         self.chat.new_conversation(path, name)
         self.chat_view.input.setFocus()
 
@@ -257,6 +292,26 @@ class MainWindow(QMainWindow):
         self.hardware_label.setText(summary_line(profile))
 
     @Slot()
+    def _on_runtimes_action_triggered(self) -> None:
+        self.show_runtimes()
+
+    def show_runtimes(self) -> RuntimesPage:
+        """Open (or raise) the Runtimes page and check every runtime."""
+        if self.runtimes_page is None:
+            self.runtimes_page = RuntimesPage(self.services.registry)
+            self.runtimes_page.resize(720, 420)
+            self.runtimes_page.status_changed.connect(self._on_runtimes_page_status_changed)
+        self.runtimes_page.show()
+        self.runtimes_page.raise_()
+        self.runtimes_page.check_all()
+        return self.runtimes_page
+
+    @Slot(object)
+    def _on_runtimes_page_status_changed(self, entry: RuntimeEntry) -> None:
+        if entry.kind != "llamacpp" and entry.status.state == "available":
+            self.start_server_discovery()
+
+    @Slot()
     def _on_about_triggered(self) -> None:
         paths = self.services.paths
         QMessageBox.about(
@@ -309,4 +364,9 @@ class MainWindow(QMainWindow):
                 log.error("the generation thread did not end after its worker was stopped")
             if self._hardware_probe is not None and not self._hardware_probe.wait(8000):
                 log.error("the hardware probe did not end in time")
+            for discovery in self._discovery:
+                discovery.wait(5000)
+            if self.runtimes_page is not None:
+                self.runtimes_page.wait_for_checks()
+                self.runtimes_page.close()
         super().closeEvent(event)

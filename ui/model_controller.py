@@ -7,12 +7,13 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from app.engine import ModelHost, gpu_budget_bytes, plan_load
-from app.errors import LoadCancelled, WorkbenchError
+from app.engine import DEFAULT_CONTEXT, LoadPlan, ModelHost, gpu_budget_bytes, plan_load
+from app.errors import LoadCancelled, UserFacingError, WorkbenchError
 from app.hardware import HardwareProfile
 from app.library import LocalModel, ModelLibrary
-from runtimes.base import LoadedModel
-from ui.model_picker import ModelPicker
+from app.runtimes import RuntimeRegistry
+from runtimes.base import LoadedModel, LoadOptions
+from ui.model_picker import ModelPicker, split_choice
 from ui.workers import LoadWorker, WorkerThread, start_worker
 
 log = logging.getLogger(__name__)
@@ -48,9 +49,12 @@ class ModelController(QObject):
         picker: ModelPicker,
         library: ModelLibrary | None = None,
         parent: QObject | None = None,
+        registry: RuntimeRegistry | None = None,
     ) -> None:
         super().__init__(parent)
-        self.host = host
+        self.host = host  # llama.cpp's host; servers get their own below
+        self.hosts: dict[str, ModelHost] = {"llamacpp": host}
+        self.registry = registry
         self.picker = picker
         picker.cancel_requested.connect(self.cancel_load)
         self.hardware: HardwareProfile | None = None
@@ -79,26 +83,55 @@ class ModelController(QObject):
         """Whether a load is under way."""
         return self._load_active
 
-    def loaded_model(self, path: str) -> LoadedModel | None:
-        """The loaded model if it is `path` and alive."""
-        current = self.host.current
-        if current is not None and self.host.current_path == path:
+    def host_for(self, choice: str) -> ModelHost:
+        """The host of the runtime a picker choice names (created on first use)."""
+        key, _model = split_choice(choice)
+        if key not in self.hosts:
+            if self.registry is None:
+                raise UserFacingError("No runtimes are configured besides llama.cpp.")
+            self.hosts[key] = ModelHost(self.registry.get(key))
+        return self.hosts[key]
+
+    def loaded_model(self, choice: str) -> LoadedModel | None:
+        """The loaded model if it is the picker's `choice` and alive."""
+        key, model_id = split_choice(choice)
+        host = self.hosts.get(key)
+        if host is None:
+            return None
+        current = host.current
+        if current is not None and host.current_path == model_id:
             return current
         return None
 
-    def load(self, path: str) -> None:
-        """Start loading `path` (unloading whatever is loaded); no-op while a load runs."""
-        if self.loading:
-            return
-        model = self._models.get(path)
+    def _plan(self, choice: str) -> LoadPlan:
+        key, model_id = split_choice(choice)
+        if key != "llamacpp":
+            options = LoadOptions(n_ctx=DEFAULT_CONTEXT)
+            return LoadPlan(options=options, backend=key, explanation=f"{key}: {model_id}")
+        model = self._models.get(model_id)
         context = (model.context_length or 0) if model is not None else 0
-        plan = plan_load(
+        return plan_load(
             context,
             file_size=model.size_bytes if model is not None else 0,
             n_layers=self._layers(model),
             gpu_budget=gpu_budget_bytes(self.hardware),
         )
-        worker = LoadWorker(self.host, Path(path), plan)
+
+    def load(self, choice: str) -> None:
+        """Start loading the picker's `choice` (unloading whatever is loaded, on every runtime);
+        no-op while a load runs."""
+        if self.loading:
+            return
+        try:
+            host = self.host_for(choice)
+            plan = self._plan(choice)
+        except WorkbenchError as exc:
+            self.load_failed.emit(exc)
+            return
+        for other in self.hosts.values():
+            if other is not host:
+                other.unload()
+        worker = LoadWorker(host, Path(split_choice(choice)[1]), plan)
 
         def connect() -> None:
             worker.progressed.connect(self._on_worker_progressed)
@@ -121,13 +154,15 @@ class ModelController(QObject):
     @Slot()
     def unload(self) -> None:
         """Unload the current model; its memory returns to the system."""
-        self.host.unload()
+        for host in self.hosts.values():
+            host.unload()
         self.picker.set_unloaded()
         self.model_unloaded.emit()
 
     def mark_crashed(self) -> None:
         """The worker died: say so in the picker; the next send loads again."""
-        self.host.unload()
+        for host in self.hosts.values():
+            host.unload()
         self.picker.set_unloaded("crashed — will reload on send")
         self.model_unloaded.emit()
 
@@ -136,7 +171,8 @@ class ModelController(QObject):
         self.cancel_load()
         for thread in [*self._finishing, *([self._load] if self._load else [])]:
             thread.wait(5000)
-        self.host.unload()
+        for host in self.hosts.values():
+            host.unload()
 
     @Slot(float, str)
     def _on_worker_progressed(self, fraction: float, stage: str) -> None:

@@ -8,8 +8,23 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 from app.library import LocalModel
+from runtimes.base import RemoteModel
 
 _OPEN_FILE = "__open_file__"
+_SERVER_SEPARATOR = "::"
+
+
+def server_choice(runtime_key: str, model: str) -> str:
+    """The picker's data for a model served by a runtime: "ollama::llama3.2:3b"."""
+    return f"{runtime_key}{_SERVER_SEPARATOR}{model}"
+
+
+def split_choice(choice: str) -> tuple[str, str]:
+    """A picker choice as (runtime key, model): a server model, or a plain .gguf path."""
+    if _SERVER_SEPARATOR in choice:
+        key, model = choice.split(_SERVER_SEPARATOR, 1)
+        return key, model
+    return "llamacpp", choice
 
 
 def _format_size(size_bytes: int) -> str:
@@ -59,23 +74,49 @@ class ModelPicker(QWidget):
         self.load_button.clicked.connect(self._on_load_button_clicked)
         self._loaded = False
         self._loading = False
+        self._local: list[LocalModel] = []
+        self._servers: dict[str, tuple[str, list[RemoteModel]]] = {}
 
     def set_models(self, models: Sequence[LocalModel], selected_path: str) -> None:
-        """Fill the list; keeps `selected_path` selected when it is there."""
+        """Fill the local part of the list; keeps `selected_path` selected when it is there."""
+        self._local = list(models)
+        self._rebuild(selected_path)
+
+    def set_server_models(
+        self, runtime_key: str, label: str, models: Sequence[RemoteModel]
+    ) -> None:
+        """Add (or replace) the models a server offers, under the server's name."""
+        if models:
+            self._servers[runtime_key] = (label, list(models))
+        else:
+            self._servers.pop(runtime_key, None)
+        self._rebuild(self.selected_path())
+
+    def _rebuild(self, selected: str) -> None:
         self.combo.blockSignals(True)
         try:
             self.combo.clear()
-            for model in models:
+            for model in self._local:
                 label = f"{model.name}  ·  {_format_size(model.size_bytes)}"
                 self.combo.addItem(label, str(model.path))
-                index = self.combo.count() - 1
                 tip = model.problem or f"{model.path}\n{model.source}"
-                self.combo.setItemData(index, tip, Qt.ItemDataRole.ToolTipRole)
+                self.combo.setItemData(self.combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+            for key, (server_label, remote) in sorted(self._servers.items()):
+                self.combo.insertSeparator(self.combo.count())
+                for served in remote:
+                    size = f"  ·  {_format_size(served.size_bytes)}" if served.size_bytes else ""
+                    self.combo.addItem(
+                        f"{served.name}  ·  {server_label}{size}", server_choice(key, served.name)
+                    )
             self.combo.insertSeparator(self.combo.count())
             self.combo.addItem("Open GGUF file…", _OPEN_FILE)
-            self.select_path(selected_path)
+            self.select_path(selected)
         finally:
             self.combo.blockSignals(False)
+
+    def model_name(self) -> str:
+        """The chosen model's display name (without size or runtime)."""
+        return self.combo.currentText().split("  ·  ")[0]
 
     def select_path(self, path: str) -> None:
         """Show `path` as the chosen model (first model when absent)."""

@@ -10,14 +10,23 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from app.engine import LoadPlan, ModelHost
 from app.errors import WorkbenchError
 from app.hardware import HardwareProfile, probe_hardware
-from runtimes.base import CancelToken, ChatRequest, Done, LoadedModel, LoadProgress, TextDelta
+from app.runtimes import RuntimeRegistry
+from runtimes.base import (
+    CancelToken,
+    ChatRequest,
+    Done,
+    LoadedModel,
+    LoadProgress,
+    ServerRuntime,
+    TextDelta,
+)
 
 log = logging.getLogger(__name__)
 
@@ -165,3 +174,37 @@ def start_worker(
     thread.finished.connect(thread.deleteLater)
     thread.start()
     return handle
+
+
+class ServerModelsWorker(QObject):
+    """Asks one server runtime for its models (short timeouts; a server that is down is normal).
+
+    Signals:
+        listed(str, str, object): runtime key, its label, and the list of `RemoteModel`.
+        unavailable(str, str): runtime key and why (not running, error).
+        finished(): always last.
+    """
+
+    listed = Signal(str, str, object)
+    unavailable = Signal(str, str)
+    finished = Signal()
+
+    def __init__(self, registry: RuntimeRegistry, key: str) -> None:
+        super().__init__()
+        self._registry = registry
+        self._key = key
+
+    @Slot()
+    def run(self) -> None:
+        """Check the server, then list its models."""
+        try:
+            entry = self._registry.status(self._key, timeout_s=1.5)
+            if entry.status.state != "available":
+                self.unavailable.emit(self._key, entry.status.detail)
+                return
+            runtime = cast(ServerRuntime, self._registry.get(self._key))
+            self.listed.emit(self._key, entry.label, runtime.list_models())
+        except WorkbenchError as exc:
+            self.unavailable.emit(self._key, exc.message)
+        finally:
+            self.finished.emit()

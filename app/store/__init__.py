@@ -12,7 +12,7 @@ from app.store.database import (
     is_unavailable,
     open_database,
 )
-from app.store.models import Base, Conversation, Message, ModelFile
+from app.store.models import Base, Conversation, Message, ModelFile, ModelLoadOptions
 
 __all__ = [
     "Base",
@@ -22,6 +22,7 @@ __all__ = [
     "DatabaseTooNew",
     "Message",
     "ModelFile",
+    "ModelLoadOptions",
     "alembic_config",
     "describe_unavailable",
     "head_revision",

@@ -1,4 +1,4 @@
-"""SQLAlchemy 2.0 ORM models of the history database: model files, conversations, messages.
+"""SQLAlchemy 2.0 ORM models of the history database: models, their options, conversations.
 
 The schema itself is owned by the Alembic migrations in `app.store.migrations`; these
 classes must match them (a unit test runs Alembic's `compare_metadata` to prove it).
@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -32,6 +33,8 @@ FTS_TABLE = "messages_fts"
 
 MESSAGE_STATUSES = ("complete", "partial", "interrupted", "error")
 MESSAGE_ROLES = ("system", "user", "assistant")
+KV_CACHE_TYPES = ("f16", "q8_0", "q4_0")
+"""The values of `runtimes.base.KVCacheType`, which the options table accepts."""
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -142,6 +145,30 @@ class Message(Base):
     stop_reason: Mapped[str | None] = mapped_column(String(16))
     error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+
+
+class ModelLoadOptions(Base):
+    """The load options the user chose for one model, by model key ("llamacpp:/m/x.gguf").
+
+    One column per `runtimes.base.LoadOptions` field; a new field needs a migration.
+    """
+
+    __tablename__ = "model_load_options"
+    __table_args__ = (
+        CheckConstraint(f"kv_cache_type IN {KV_CACHE_TYPES!r}", name="kv_cache_type"),
+    )
+
+    model_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    n_ctx: Mapped[int] = mapped_column(Integer)
+    n_gpu_layers: Mapped[int] = mapped_column(Integer)
+    n_threads: Mapped[int | None] = mapped_column(Integer)
+    n_batch: Mapped[int] = mapped_column(Integer)
+    flash_attn: Mapped[bool] = mapped_column(Boolean)
+    kv_cache_type: Mapped[str] = mapped_column(String(8))
+    use_mmap: Mapped[bool] = mapped_column(Boolean)
+    use_mlock: Mapped[bool] = mapped_column(Boolean)
+    keep_alive_s: Mapped[float | None] = mapped_column(Float)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
 
 

@@ -19,6 +19,7 @@ from runtimes.llamacpp.chat_template import (
     tolerant_template_compile,
 )
 from runtimes.llamacpp.generation import GenerationRun
+from runtimes.llamacpp.settings import GGML_KV_TYPES, LlamaSettings
 from runtimes.llamacpp.templates import (
     GGUF_TEMPLATE_KEY,
     TemplateChoice,
@@ -133,24 +134,27 @@ class Engine:
     def load(
         cls,
         path: str,
+        settings: LlamaSettings,
         *,
-        n_ctx: int,
-        n_gpu_layers: int,
-        n_threads: int,
-        n_batch: int,
         template_source: str,
         report: ProgressReport,
     ) -> Engine:
         """Load the model (llama.cpp's log goes to stderr) and prepare its prompt format."""
         import llama_cpp
 
+        kv_type = getattr(llama_cpp, GGML_KV_TYPES[settings.kv_cache_type])
         with model_progress(report), tolerant_template_compile():
             llama = llama_cpp.Llama(
                 model_path=path,
-                n_ctx=n_ctx,
-                n_gpu_layers=n_gpu_layers,
-                n_threads=n_threads,
-                n_batch=n_batch,
+                n_ctx=settings.n_ctx,
+                n_gpu_layers=settings.n_gpu_layers,
+                n_threads=settings.n_threads,
+                n_batch=settings.n_batch,
+                flash_attn=settings.flash_attn,
+                type_k=kv_type,
+                type_v=kv_type,
+                use_mmap=settings.use_mmap,
+                use_mlock=settings.use_mlock,
                 verbose=True,
             )
         return cls(llama, template_source)

@@ -21,8 +21,8 @@ from typing import IO
 import runtimes
 from runtimes.errors import ExternalFailure, RuntimeCrashed
 from runtimes.llamacpp import protocol
+from runtimes.llamacpp.loadlog import LoadFacts, LoadLogReader
 from runtimes.llamacpp.protocol import LOAD_FINISHED_MARKER, Message, ProtocolError
-from runtimes.llamacpp.system import parse_offloaded
 
 WORKER_MODULE = "runtimes.llamacpp.worker"
 TAIL_LINES = 60
@@ -62,7 +62,7 @@ class WorkerProcess:
         self._tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self._tail_lock = threading.Lock()
         self._send_lock = threading.Lock()
-        self.offloaded: tuple[int, int] | None = None
+        self._load_log = LoadLogReader()
         self.load_marker_seen = threading.Event()
         assert proc.stdout is not None and proc.stderr is not None
         self._stdout_thread = self._start(self._read_stdout, proc.stdout, "stdout")
@@ -111,6 +111,17 @@ class WorkerProcess:
     def pid(self) -> int:
         """The worker's process id."""
         return self._proc.pid
+
+    @property
+    def load_facts(self) -> LoadFacts:
+        """What llama.cpp's log has said about the load so far (complete once
+        `load_marker_seen` is set)."""
+        return self._load_log.facts
+
+    @property
+    def offloaded(self) -> tuple[int, int] | None:
+        """(layers on the GPU, layers counted) from llama.cpp's log, None until logged."""
+        return self._load_log.facts.offloaded
 
     @property
     def running(self) -> bool:
@@ -217,9 +228,8 @@ class WorkerProcess:
             for raw in iter(stream.readline, b""):
                 line = raw.decode("utf-8", "replace").rstrip("\r\n")
                 _stderr_log.debug("%s", line)
-                offloaded = parse_offloaded(line)
-                if offloaded is not None:
-                    self.offloaded = offloaded
+                if not self.load_marker_seen.is_set():
+                    self._load_log.feed(line)
                 if line == LOAD_FINISHED_MARKER:
                     self.load_marker_seen.set()
                 with self._tail_lock:

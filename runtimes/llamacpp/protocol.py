@@ -1,7 +1,8 @@
 """The worker pipe protocol: newline-delimited JSON objects, one message a line.
 
 Parent -> worker (key "op"):
-    load     {path, n_ctx, n_gpu_layers, n_threads, n_batch, template}
+    load     {path, n_ctx, n_gpu_layers, n_threads, n_batch, flash_attn, kv_cache_type
+              ("f16" | "q8_0" | "q4_0", for K and V), use_mmap, use_mlock, template}
     chat     {id, messages: [{role, content}], params: GenerationParams.as_dict()}
     render   {id, messages}                    (debug: the exact prompt and token ids)
     cancel   {id}                              (stop the running chat `id`)
@@ -30,7 +31,7 @@ from typing import cast
 from runtimes.base import ChatMessage, GenerationParams, GenerationStats, Role, StopReason
 from runtimes.errors import ExternalFailure
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MAX_LINE_BYTES = 64 * 1024 * 1024
 LOAD_FINISHED_MARKER = "llm-workbench: model load finished"
 """Written to stderr after loading, so the parent knows it has read the whole load log."""
@@ -86,6 +87,14 @@ def get_int(message: Message, key: str) -> int:
     value = message.get(key)
     if not isinstance(value, int) or isinstance(value, bool):
         raise ProtocolError(f"field {key!r} is not an integer", json.dumps(message)[:500])
+    return value
+
+
+def get_bool(message: Message, key: str) -> bool:
+    """A boolean field; raises ProtocolError otherwise."""
+    value = message.get(key)
+    if not isinstance(value, bool):
+        raise ProtocolError(f"field {key!r} is not a boolean", json.dumps(message)[:500])
     return value
 
 

@@ -12,7 +12,9 @@ from runtimes.base import CancelToken, LoadedModelInfo, LoadOptions, LoadProgres
 from runtimes.errors import ExternalFailure, LoadCancelled, ModelLoadFailed
 from runtimes.gguf_header import GGUFHeader, has_token, validate_gguf
 from runtimes.llamacpp import protocol
+from runtimes.llamacpp.loadlog import LoadFacts, load_notices
 from runtimes.llamacpp.model import LlamaCppModel
+from runtimes.llamacpp.options import WorkerLoad, resolve_load
 from runtimes.llamacpp.process import WorkerExited, WorkerProcess
 from runtimes.llamacpp.protocol import Message, ProtocolError
 from runtimes.llamacpp.system import default_threads
@@ -25,7 +27,7 @@ from runtimes.llamacpp.templates import (
 
 _POLL_S = 0.025
 _MARKER_WAIT_S = 2.0
-_LOAD_ERROR = re.compile(r"error loading model: (.+)")
+_LOAD_ERROR = re.compile(r"error loading model: (.+)|llama_init_from_model: (.+)")
 
 
 class LlamaCppRuntime:
@@ -56,8 +58,12 @@ class LlamaCppRuntime:
 
         Progress reaches `on_progress` in the calling thread. `cancel` kills the worker.
 
+        A quantized KV cache turns flash attention on (llama.cpp needs it; see `options`).
+
         Raises:
             InvalidModelFile: the file is not a usable GGUF (no worker is started).
+            KVCacheTypeUnsupported: the KV cache type cannot hold this model's attention
+                heads (no worker is started).
             ModelLoadFailed: llama.cpp refused the model (`details` holds its log's end).
             LoadCancelled: `cancel` was set before the load finished.
             RuntimeCrashed: the worker died while loading.
@@ -69,29 +75,21 @@ class LlamaCppRuntime:
             isinstance(header.metadata.get(GGUF_TEMPLATE_KEY), str),
             lambda token: has_token(header, token),
         )
-        threads = options.n_threads or default_threads()
+        request = resolve_load(options, header, options.n_threads or default_threads())
         report = on_progress or (lambda _progress: None)
         report(LoadProgress(0.0, "starting worker"))
         started = time.perf_counter()
         worker = WorkerProcess.spawn(self._worker_command)
         try:
-            worker.send(
-                {
-                    "op": "load",
-                    "path": path,
-                    "n_ctx": options.n_ctx,
-                    "n_gpu_layers": options.n_gpu_layers,
-                    "n_threads": threads,
-                    "n_batch": options.n_batch,
-                    "template": choice.source,
-                }
-            )
+            worker.send(request.to_wire(path, choice.source))
             loaded = self._await_loaded(
                 worker, path, header, report, cancel=cancel, started=started
             )
             worker.load_marker_seen.wait(_MARKER_WAIT_S)  # the offload line is read by then
             elapsed = time.perf_counter() - started
-            info = _build_info(worker, loaded, header, options, choice, load_time_s=elapsed)
+            info = _build_info(
+                worker.load_facts, loaded, header, request, choice, load_time_s=elapsed
+            )
         except WorkerExited:
             raise worker.crash_error() from None
         except BaseException:
@@ -144,7 +142,7 @@ def _load_failed(
     worker.stop(grace_s=1.0)
     arch = header.architecture or "unknown"
     tail = worker.stderr_tail()
-    found = _LOAD_ERROR.findall(tail)
+    found = [a or b for a, b in _LOAD_ERROR.findall(tail)]
     reason = found[-1].strip() if found else str(event.get("message", "")) or "no reason given"
     return ModelLoadFailed(
         f"llama.cpp could not load {Path(path).name} ({reason}). The file may be damaged, or "
@@ -155,10 +153,10 @@ def _load_failed(
 
 
 def _build_info(
-    worker: WorkerProcess,
+    facts: LoadFacts,
     loaded: Message,
     header: GGUFHeader,
-    options: LoadOptions,
+    request: WorkerLoad,
     choice: TemplateChoice,
     *,
     load_time_s: float,
@@ -171,18 +169,19 @@ def _build_info(
     choice = _template_used(loaded, choice)
     n_layers = header.arch_int("block_count") or 0
     gpu_build = loaded.get("gpu_offload") is True
-    if worker.offloaded is not None:
+    if facts.offloaded is not None:
         # llama.cpp's own count ("offloaded 31/31 layers to GPU") includes the output layer,
         # so the pair comes from the log together: never mix it with block_count.
-        gpu_layers, n_layers = worker.offloaded
+        gpu_layers, n_layers = facts.offloaded
     elif gpu_build:
-        wanted = n_layers if options.n_gpu_layers < 0 else options.n_gpu_layers
+        wanted = n_layers if request.n_gpu_layers < 0 else request.n_gpu_layers
         gpu_layers = min(wanted, n_layers) if n_layers else wanted
     else:
         gpu_layers = 0
     notices = [choice.notice] if choice.notice else []
-    if options.n_gpu_layers != 0 and not gpu_build:
+    if request.n_gpu_layers != 0 and not gpu_build:
         notices.append("This llama.cpp build has no GPU support, so the model runs on the CPU.")
+    notices.extend(load_notices(facts, request))
     return LoadedModelInfo(
         backend=protocol.get_str(loaded, "backend") if gpu_layers > 0 else "CPU",
         n_ctx=protocol.get_int(loaded, "n_ctx"),

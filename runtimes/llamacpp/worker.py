@@ -140,15 +140,13 @@ class Worker:
 
         progress(0.05, "starting llama.cpp")
         from runtimes.llamacpp.engine import Engine
+        from runtimes.llamacpp.settings import load_settings_from_wire
         from runtimes.llamacpp.system import loaded_backend
 
         try:
             engine = Engine.load(
                 protocol.get_str(message, "path"),
-                n_ctx=protocol.get_int(message, "n_ctx"),
-                n_gpu_layers=protocol.get_int(message, "n_gpu_layers"),
-                n_threads=protocol.get_int(message, "n_threads"),
-                n_batch=protocol.get_int(message, "n_batch"),
+                load_settings_from_wire(message),
                 template_source=protocol.get_str(message, "template"),
                 report=weights,
             )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 from app.engine import GIB, gpu_budget_bytes, plan_load
+from runtimes.base import LoadOptions
 
 MODEL_4GB = 4 * GIB
 
@@ -68,3 +70,35 @@ def test_gpu_budget_comes_from_metal_limit_or_the_freest_gpu() -> None:
     assert gpu_budget_bytes(nvidia) == 20 * GIB  # type: ignore[arg-type]
     assert gpu_budget_bytes(nothing) is None  # type: ignore[arg-type]
     assert gpu_budget_bytes(None) is None
+
+
+def test_plan_keeps_the_gpu_budget_for_the_hosts_memory_check() -> None:
+    gpu = plan_load(8192, backend="CUDA", threads=8, file_size=MODEL_4GB, gpu_budget=24 * GIB)
+    cpu = plan_load(8192, backend="CPU", threads=8, file_size=MODEL_4GB, gpu_budget=24 * GIB)
+    assert (gpu.gpu_budget, cpu.gpu_budget) == (24 * GIB, None)
+
+
+def test_saved_options_are_used_as_saved_with_the_context_capped() -> None:
+    saved = LoadOptions(
+        n_ctx=16384,
+        n_gpu_layers=12,
+        n_threads=None,
+        n_batch=256,
+        flash_attn=True,
+        kv_cache_type="q8_0",
+        use_mmap=False,
+        use_mlock=True,
+        keep_alive_s=300.0,
+    )
+    plan = plan_load(8192, backend="CUDA", threads=4, gpu_budget=GIB, saved=saved)
+    assert plan.options == dataclasses.replace(saved, n_ctx=8192)
+    assert plan.explanation == (
+        "CUDA build · saved options · 12 layers on the GPU · 4 threads · context 8192 · "
+        "flash attention · KV cache q8_0 · mmap off · mlock · unload after 300 s idle"
+    )
+
+
+def test_saved_defaults_on_a_cpu_build_explain_briefly() -> None:
+    plan = plan_load(0, backend="CPU", threads=2, saved=LoadOptions(n_threads=1))
+    assert plan.options == LoadOptions(n_threads=1)
+    assert plan.explanation == "CPU build · saved options · CPU only · 1 thread · context 4096"

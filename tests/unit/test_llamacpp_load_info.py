@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from runtimes.base import LoadOptions
 from runtimes.gguf_header import read_header
+from runtimes.llamacpp.loadlog import LoadFacts
+from runtimes.llamacpp.options import resolve_load
 from runtimes.llamacpp.protocol import ProtocolError
 from runtimes.llamacpp.runtime import _build_info
 from runtimes.llamacpp.templates import TemplateChoice
@@ -19,14 +20,15 @@ CUDA_LOG_PAIR = (31, 31)
 
 
 def _info(smollm2: Path, offloaded, gpu_build: bool, n_gpu_layers: int, **reported):
-    worker = SimpleNamespace(offloaded=offloaded)
+    header = read_header(smollm2)
+    request = resolve_load(LoadOptions(n_ctx=2048, n_gpu_layers=n_gpu_layers), header, 16)
     loaded = {"gpu_offload": gpu_build, "backend": "CUDA", "n_ctx": 2048, "n_threads": 16}
     loaded.update(reported)
     return _build_info(
-        worker,  # type: ignore[arg-type]
+        LoadFacts(offloaded=offloaded),
         loaded,
-        read_header(smollm2),
-        LoadOptions(n_ctx=2048, n_gpu_layers=n_gpu_layers),
+        header,
+        request,
         TemplateChoice(source="gguf", fallback=None, notice=""),
         load_time_s=1.0,
     )

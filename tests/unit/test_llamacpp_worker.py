@@ -18,6 +18,7 @@ from runtimes.errors import ChatTemplateFailed, ExternalFailure, UserFacingError
 from runtimes.llamacpp import protocol
 from runtimes.llamacpp.engine import Engine, RenderedPrompt
 from runtimes.llamacpp.model import LlamaCppModel
+from runtimes.llamacpp.options import WorkerLoad
 from runtimes.llamacpp.worker import Channel, Worker
 
 HELLO = [{"role": "user", "content": "Hello"}]
@@ -76,15 +77,16 @@ def test_an_unexpected_exception_while_loading_is_a_load_error_not_a_dead_worker
         raise jinja2.TemplateSyntaxError("unexpected '}'", lineno=1)
 
     monkeypatch.setattr(Engine, "load", load)
-    request = {
-        "op": "load",
-        "path": "model.gguf",
-        "n_ctx": 512,
-        "n_gpu_layers": 0,
-        "n_threads": 1,
-        "n_batch": 512,
-        "template": "gguf",
-    }
+    request = WorkerLoad(
+        n_ctx=512,
+        n_gpu_layers=0,
+        n_threads=1,
+        n_batch=512,
+        flash_attn=False,
+        kv_cache_type="f16",
+        use_mmap=True,
+        use_mlock=False,
+    ).to_wire("model.gguf", "gguf")
     events = _serve([request, {"op": "render", "id": 1, "messages": HELLO}])
     errors = [e for e in events if e["ev"] == "error"]
     assert errors[0] == {

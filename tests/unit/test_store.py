@@ -15,20 +15,26 @@ from sqlalchemy import inspect
 
 from app.chat import ConversationService
 from app.errors import DatabaseUnavailable, UserFacingError
+from app.model_options import ModelOptionsStore
 from app.store import (
     Base,
     Database,
     DatabaseFileInvalid,
     DatabaseTooNew,
+    Message,
     ModelFile,
+    ModelLoadOptions,
     alembic_config,
     head_revision,
     open_database,
 )
 from app.store.models import include_name
+from runtimes.base import LoadOptions
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "db"
-TABLES = {"models", "conversations", "messages"}
+TABLES = {"models", "conversations", "messages", "model_load_options"}
+SMOLLM2_KEY = "llamacpp:/models/smollm2-135m-instruct-q4_1.gguf"
+"""The model whose options the fixtures from 0002 on hold (see make_fixture.py)."""
 
 
 def _pragma(db: Database, name: str) -> object:
@@ -63,7 +69,7 @@ def test_open_creates_the_folder_and_migrates_to_head(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "folder" / "history.sqlite3"
     with open_database(path) as db:
         assert path.is_file()
-        assert db.revision() == head_revision() == "0001_initial"
+        assert db.revision() == head_revision() == "0002_model_load_options"
         assert set(inspect(db.engine).get_table_names()) >= TABLES
 
 
@@ -241,3 +247,47 @@ def test_fixture_databases_open_with_current_code(fixture: Path, tmp_path: Path)
         assert _match(db, "quicksort") == [messages[0].id, messages[3].id]
         with db.session() as session:
             assert session.query(ModelFile).one().quant == "Q4_1"
+        saved = ModelOptionsStore(db).get(SMOLLM2_KEY)
+        if fixture.stem < "0002":
+            assert saved is None, "a database from before 0002 has no saved options"
+        else:
+            assert saved == LoadOptions(
+                n_ctx=2048, flash_attn=True, kv_cache_type="q8_0", keep_alive_s=300.0
+            )
+
+
+def test_upgrade_from_0001_adds_an_empty_options_table_and_keeps_history(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.sqlite3"
+    shutil.copyfile(FIXTURES / "0001_initial.sqlite3", path)
+    with sqlite3.connect(path) as connection:
+        before = connection.execute("SELECT count(*) FROM messages").fetchone()[0]
+    connection.close()
+    with open_database(path) as db:
+        assert db.revision() == "0002_model_load_options"
+        assert "model_load_options" in inspect(db.engine).get_table_names()
+        with db.session() as session:
+            assert session.query(ModelLoadOptions).count() == 0
+            assert session.query(Message).count() == before == 4
+        store = ModelOptionsStore(db)
+        store.save(SMOLLM2_KEY, LoadOptions(n_ctx=1024))
+        assert store.get(SMOLLM2_KEY) == LoadOptions(n_ctx=1024)
+
+
+def test_downgrade_from_0002_to_0001_drops_only_the_options_table(db: Database) -> None:
+    ModelOptionsStore(db).save(SMOLLM2_KEY, LoadOptions())
+    ConversationService(db).create(model_name="kept")
+    with db.engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "0001_initial")
+    assert db.revision() == "0001_initial"
+    assert set(inspect(db.engine).get_table_names()) >= TABLES - {"model_load_options"}
+    assert "model_load_options" not in inspect(db.engine).get_table_names()
+    assert [c.model_name for c in ConversationService(db).list_conversations()] == ["kept"]
+
+
+def test_schema_check_sees_an_options_column_the_migrations_lack(db: Database) -> None:
+    # Proves the drift test covers the new table: drop a column the model declares.
+    with db.engine.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE model_load_options DROP COLUMN keep_alive_s")
+    assert any("keep_alive_s" in repr(diff) for diff in _schema_diffs(db))
