@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, cast
@@ -210,18 +210,41 @@ class ConversationService:
             row = _conversation(session, conversation_id)
             row.model_path, row.model_name, row.runtime = model_path, model_name, runtime
 
+    def set_fallback(self, conversation_id: int, choice: str, name: str) -> None:
+        """Name the model to retry on when this conversation's model fails ("" clears it)."""
+        with self._db.session() as session:
+            row = _conversation(session, conversation_id)
+            settings = dict(row.settings or {})
+            if choice:
+                settings["fallback"] = {"choice": choice, "name": name}
+            else:
+                settings.pop("fallback", None)
+            row.settings = settings  # a new dict, so the JSON column is written
+
+    def fallback(self, conversation_id: int) -> tuple[str, str] | None:
+        """The (choice, name) to retry on, or None when the conversation names none."""
+        with self._db.session() as session:
+            settings = _conversation(session, conversation_id).settings or {}
+        value = settings.get("fallback")
+        if isinstance(value, dict) and value.get("choice"):
+            return str(value["choice"]), str(value.get("name", ""))
+        return None
+
     def request_messages(
-        self, conversation_id: int, system_prompt: str = ""
+        self, conversation_id: int, system_prompt: str = "", exclude: Collection[int] = ()
     ) -> tuple[ChatMessage, ...]:
         """The history to send to a runtime: user and assistant turns that have text.
 
-        Failed replies and empty turns are left out; interrupted replies keep their text.
+        Failed replies and empty turns are left out; interrupted replies keep their text,
+        except those in `exclude` (a reply being retried elsewhere).
         """
         history: list[ChatMessage] = []
         if system_prompt.strip():
             history.append(ChatMessage("system", system_prompt))
         for view in self.messages(conversation_id):
             if view.role == "system" or view.status == "error" or not view.content.strip():
+                continue
+            if view.id in exclude:
                 continue
             history.append(ChatMessage(view.role, view.content))
         return tuple(history)
@@ -232,8 +255,13 @@ class ConversationService:
         model_name: str,
         runtime: str,
         params: GenerationParams,
+        note: str = "",
     ) -> ReplyRecorder:
-        """Insert an assistant message (status 'partial') and return its recorder."""
+        """Insert an assistant message (status 'partial') and return its recorder.
+
+        `note` is stored with the parameters (e.g. "retried on X: Y crashed") and shown
+        under the reply.
+        """
         with self._db.session() as session:
             conversation = _conversation(session, conversation_id)
             row = insert_message(
@@ -244,7 +272,7 @@ class ConversationService:
                 status="partial",
                 model_name=model_name,
                 runtime=runtime,
-                params=params.as_dict(),
+                params={**params.as_dict(), **({"note": note} if note else {})},
             )
             message_id = row.id
         return ReplyRecorder(

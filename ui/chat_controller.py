@@ -59,6 +59,11 @@ class ChatController(QObject):
         self._generation: WorkerThread | None = None
         self._model_name = ""
         self._model_path = ""
+        # Fallback (per conversation): the note of a retry in progress, the interrupted reply
+        # it replaces (left out of the retried history), and a retry waiting for its thread.
+        self._fallback_note = ""
+        self._exclude: set[int] = set()
+        self._retry_reason = ""
         self._timer = QTimer(self)
         self._timer.setInterval(COALESCE_MS)
         self._timer.timeout.connect(self._on_timer_timeout)
@@ -70,6 +75,8 @@ class ChatController(QObject):
         self._retry_timer.timeout.connect(self._on_retry_timer_timeout)
         view.send_requested.connect(self.send)
         view.stop_requested.connect(self.stop)
+        view.fallback.about_to_open.connect(self._on_fallback_about_to_open)
+        view.fallback.activated.connect(self._on_fallback_activated)
         models.model_loaded.connect(self._on_models_model_loaded)
         models.load_failed.connect(self._on_models_load_failed)
 
@@ -86,6 +93,7 @@ class ChatController(QObject):
             return
         self.conversation_id = conversation_id
         self.view.show_messages(self.service.messages(conversation_id))
+        self._show_fallback()
 
     def new_conversation(self, model_path: str, model_name: str) -> int:
         """Create and open an empty conversation."""
@@ -122,6 +130,8 @@ class ChatController(QObject):
         self.conversations_changed.emit()
         self._model_name = name
         self._model_path = path
+        self._fallback_note = ""
+        self._exclude = set()
         self._pending_text = text
         self.view.set_busy(True)
         model = self.models.loaded_model(path)
@@ -142,10 +152,11 @@ class ChatController(QObject):
         assert self.conversation_id is not None
         self._pending_text = None
         try:
-            request = ChatRequest(self.service.request_messages(self.conversation_id), self.params)
+            history = self.service.request_messages(self.conversation_id, exclude=self._exclude)
+            request = ChatRequest(history, self.params)
             runtime = split_choice(self._model_path)[0]
             self._recorder = self.service.start_reply(
-                self.conversation_id, self._model_name, runtime, self.params
+                self.conversation_id, self._model_name, runtime, self.params, self._fallback_note
             )
         except WorkbenchError as exc:
             # The user's message is stored; nothing streams, so the view must not stay busy.
@@ -178,6 +189,13 @@ class ChatController(QObject):
 
     @Slot(object)
     def _on_models_load_failed(self, error: BaseException) -> None:
+        reason = error.message if isinstance(error, WorkbenchError) else str(error)
+        if (
+            self._pending_text is not None
+            and not isinstance(error, LoadCancelled)
+            and self._try_fallback(reason, "failed to load")
+        ):
+            return
         if not isinstance(error, LoadCancelled):
             self.view.banner.show_error(error, self._log_path)
         if self._pending_text is not None:
@@ -211,7 +229,8 @@ class ChatController(QObject):
                 self._recorder.finish(stats)
             except DatabaseUnavailable as exc:
                 self._keep_unsaved(self._recorder, exc)
-        self.view.end_reply(metrics_line(stats, self._model_name))
+        line = metrics_line(stats, self._model_name)
+        self.view.end_reply(f"{line} · {self._fallback_note}" if self._fallback_note else line)
         self.speed_measured.emit(f"{stats.decode_tps:.1f} tok/s")
 
     @Slot(object)
@@ -229,6 +248,10 @@ class ChatController(QObject):
         self.view.banner.show_error(error, self._log_path)
         if isinstance(error, RuntimeCrashed):
             self.models.mark_crashed()
+            if self._recorder is not None and self._fallback_available():
+                # Retried once the generation thread has ended (_on_worker_finished).
+                self._exclude.add(self._recorder.message_id)
+                self._retry_reason = message
         if not isinstance(error, WorkbenchError):
             # A bug: the reply is stored as interrupted above; now the crash dialog and log.
             sys.excepthook(type(error), error, error.__traceback__)
@@ -238,9 +261,92 @@ class ChatController(QObject):
         self._timer.stop()
         self._drain_buffer()
         self._recorder = None
+        reason, self._retry_reason = self._retry_reason, ""
+        if reason and self._try_fallback(reason, "crashed"):
+            self.conversations_changed.emit()
+            return
         self.view.set_busy(False)
         self.conversations_changed.emit()
         self.reply_finished.emit()
+
+    # ---------------------------------------------------------------- fallback
+
+    def _fallback_available(self) -> bool:
+        if self.conversation_id is None or self._fallback_note:
+            return False
+        fallback = self.service.fallback(self.conversation_id)
+        return fallback is not None and fallback[0] != self._model_path
+
+    def _try_fallback(self, reason: str, what: str) -> bool:
+        """Retry the reply on the conversation's fallback model, once per message."""
+        if not self._fallback_available():
+            return False
+        assert self.conversation_id is not None
+        fallback = self.service.fallback(self.conversation_id)
+        assert fallback is not None
+        choice, name = fallback
+        failed = self._model_name
+        self._fallback_note = f"retried on {name}: {failed} {what} ({reason.rstrip('.')})"
+        self._model_path, self._model_name = choice, name
+        self._pending_text = self._pending_text or "retry"
+        self.view.set_busy(True)
+        self.view.banner.show_message(f"{failed} {what}; retrying on {name}…", reason)
+        model = self.models.loaded_model(choice)
+        if model is None:
+            self.models.load(choice)
+        else:
+            self._start_generation(model)
+        return True
+
+    def _show_fallback(self) -> None:
+        current = self.service.fallback(self.conversation_id) if self.conversation_id else None
+        combo = self.view.fallback
+        combo.blockSignals(True)
+        try:
+            combo.clear()
+            combo.addItem("no fallback", "")
+            if current is not None:
+                combo.addItem(current[1], current[0])
+                combo.setCurrentIndex(1)
+        finally:
+            combo.blockSignals(False)
+
+    @Slot()
+    def _on_fallback_about_to_open(self) -> None:
+        picker = self.models.picker.combo
+        combo = self.view.fallback
+        chosen = combo.currentData()
+        combo.blockSignals(True)
+        try:
+            combo.clear()
+            combo.addItem("no fallback", "")
+            for i in range(picker.count()):
+                data = picker.itemData(i)
+                if data and "__open_file__" not in str(data):
+                    combo.addItem(picker.itemText(i).split("  ·  ")[0], data)
+            index = combo.findData(chosen)
+            combo.setCurrentIndex(max(index, 0))
+        finally:
+            combo.blockSignals(False)
+
+    @Slot(int)
+    def _on_fallback_activated(self, index: int) -> None:
+        self.set_fallback(
+            str(self.view.fallback.itemData(index) or ""), self.view.fallback.itemText(index)
+        )
+
+    def set_fallback(self, choice: str, name: str) -> None:
+        """Make `choice` the open conversation's fallback ("" for none)."""
+        if self.conversation_id is None:
+            picker = self.models.picker
+            self.new_conversation(picker.selected_path(), picker.model_name())
+        assert self.conversation_id is not None
+        try:
+            self.service.set_fallback(self.conversation_id, choice, name if choice else "")
+        except WorkbenchError as exc:
+            self.view.banner.show_error(exc)
+            return
+        self._show_fallback()
 
     def _keep_unsaved(self, recorder: ReplyRecorder, error: DatabaseUnavailable) -> None:
         self._unsaved.append(recorder)

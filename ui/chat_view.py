@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QKeyEvent, QTextBlockFormat, QTextCharFormat, QTextCursor, QTextDocument
 from PySide6.QtWidgets import (
+    QComboBox,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
@@ -71,6 +72,21 @@ class MessageInput(QPlainTextEdit):
         super().keyPressEvent(event)
 
 
+class FallbackCombo(QComboBox):
+    """ "If the model fails, retry on": fills itself from the picker just before it opens.
+
+    Signals:
+        about_to_open(): the popup is about to show (refresh the items now).
+    """
+
+    about_to_open = Signal()
+
+    def showPopup(self) -> None:
+        """Ask for fresh items, then open."""
+        self.about_to_open.emit()
+        super().showPopup()
+
+
 class ChatView(QWidget):
     """Transcript, message box and buttons of the open conversation.
 
@@ -101,6 +117,14 @@ class ChatView(QWidget):
         self.stop_button = QPushButton("Stop", self)
         self.stop_button.setToolTip("Stop the reply (Esc)")
         self.stop_button.setEnabled(False)
+        self.fallback_label = QLabel("If the model fails, retry on:", self)
+        self.fallback = FallbackCombo(self)
+        self.fallback.setObjectName("fallback")
+        self.fallback.setToolTip(
+            "When this conversation's model fails to load or its worker crashes, the reply is "
+            "retried on this model, and the message says so."
+        )
+        self.fallback.addItem("no fallback", "")
         self._build_layout()
         self.input.send_requested.connect(self._on_input_send_requested)
         self.send_button.clicked.connect(self._on_input_send_requested)
@@ -115,12 +139,17 @@ class ChatView(QWidget):
         bottom = QHBoxLayout()
         bottom.addWidget(self.input, 1)
         bottom.addLayout(buttons)
+        options = QHBoxLayout()
+        options.addStretch(1)
+        options.addWidget(self.fallback_label)
+        options.addWidget(self.fallback)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.banner)
         layout.addWidget(self.notice)
         layout.addWidget(self.transcript, 1)
         layout.addLayout(bottom)
+        layout.addLayout(options)
 
     # ----------------------------------------------------------------- input
 
@@ -253,7 +282,9 @@ class ChatView(QWidget):
             )
             self._append_note(note, warning=True)
         elif message.stats is not None:
-            self._append_note(metrics_line(message.stats, message.model_name), warning=False)
+            line = metrics_line(message.stats, message.model_name)
+            retry_note = str(message.params.get("note", ""))
+            self._append_note(f"{line} · {retry_note}" if retry_note else line, warning=False)
 
     def _at_bottom(self) -> bool:
         bar = self.transcript.verticalScrollBar()

@@ -51,6 +51,7 @@ def build_services(paths: AppPaths | None = None) -> Services:
         host=ModelHost(),
         log_file=log_file,
         registry=registry_for(settings),
+        database=database,
     )
 
 

@@ -24,9 +24,11 @@ from app.errors import LoadCancelled, UserFacingError, WorkbenchError
 from app.gguf import read_model_metadata
 from app.hardware import HardwareProfile, summary_line
 from app.library import ModelLibrary
+from app.model_options import ModelOptionsStore
 from app.paths import AppPaths
 from app.runtimes import RuntimeEntry, RuntimeRegistry
 from app.settings import Settings
+from app.store import Database
 from runtimes.base import RemoteModel
 from ui.chat_controller import ChatController
 from ui.chat_view import ChatView
@@ -50,6 +52,7 @@ class Services:
     host: ModelHost
     log_file: Path
     registry: RuntimeRegistry
+    database: Database | None = None
 
 
 class MainWindow(QMainWindow):
@@ -63,12 +66,14 @@ class MainWindow(QMainWindow):
         self.picker = ModelPicker(self)
         self.conversation_list = ConversationList(self)
         self.chat_view = ChatView(self)
+        options = ModelOptionsStore(services.database) if services.database is not None else None
         self.models = ModelController(
-            services.host, self.picker, services.library, self, services.registry
+            services.host, self.picker, services.library, self, services.registry, options
         )
         self.chat = ChatController(
             services.conversations, self.chat_view, self.models, str(services.log_file), self
         )
+        self.models.reply_running = lambda: self.chat.busy
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
         self.splitter.addWidget(self.conversation_list)
         self.splitter.addWidget(self.chat_view)
@@ -118,6 +123,10 @@ class MainWindow(QMainWindow):
         self.stop_action.setShortcut(QKeySequence(Qt.Key.Key_Escape))
         self.stop_action.triggered.connect(self.chat.stop)
         chat_menu.addAction(self.stop_action)
+        model_menu = self.menuBar().addMenu("&Model")
+        self.load_options_action = QAction("Load &Options…", self)
+        self.load_options_action.triggered.connect(self.models.edit_load_options)
+        model_menu.addActions([self.load_options_action, self.models.keep_warm_action])
         view_menu = self.menuBar().addMenu("&View")
         self.runtimes_action = QAction("&Runtimes…", self)
         self.runtimes_action.triggered.connect(self._on_runtimes_action_triggered)
@@ -298,13 +307,20 @@ class MainWindow(QMainWindow):
     def show_runtimes(self) -> RuntimesPage:
         """Open (or raise) the Runtimes page and check every runtime."""
         if self.runtimes_page is None:
-            self.runtimes_page = RuntimesPage(self.services.registry)
-            self.runtimes_page.resize(720, 420)
+            self.runtimes_page = RuntimesPage(self.services.registry, self.services.settings)
+            self.runtimes_page.resize(760, 640)
             self.runtimes_page.status_changed.connect(self._on_runtimes_page_status_changed)
+            self.runtimes_page.registry_changed.connect(self._on_runtimes_page_registry_changed)
         self.runtimes_page.show()
         self.runtimes_page.raise_()
         self.runtimes_page.check_all()
         return self.runtimes_page
+
+    @Slot(object)
+    def _on_runtimes_page_registry_changed(self, registry: RuntimeRegistry) -> None:
+        # Services is frozen: the window's current registry lives here from now on.
+        self.registry = registry
+        self.models.registry = registry
 
     @Slot(object)
     def _on_runtimes_page_status_changed(self, entry: RuntimeEntry) -> None:

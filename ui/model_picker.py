@@ -42,6 +42,8 @@ class ModelPicker(QWidget):
         load_requested(): the user pressed Load.
         unload_requested(): the user pressed Unload.
         cancel_requested(): the user pressed Cancel while a model was loading.
+        selection_changed(str): the chosen model changed (by the user or by code); "" when
+            none is chosen.
     """
 
     model_chosen = Signal(str)
@@ -49,6 +51,7 @@ class ModelPicker(QWidget):
     load_requested = Signal()
     unload_requested = Signal()
     cancel_requested = Signal()
+    selection_changed = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -64,13 +67,18 @@ class ModelPicker(QWidget):
         self.progress.setMaximumWidth(160)
         self.progress.setTextVisible(True)
         self.progress.hide()
+        self.loaded_count = QLabel("", self)
+        self.loaded_count.setObjectName("loaded_count")
+        self.loaded_count.hide()
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.combo)
         layout.addWidget(self.load_button)
         layout.addWidget(self.progress)
         layout.addWidget(self.state)
+        layout.addWidget(self.loaded_count)
         self.combo.activated.connect(self._on_combo_activated)
+        self.combo.currentIndexChanged.connect(self._on_combo_current_index_changed)
         self.load_button.clicked.connect(self._on_load_button_clicked)
         self._loaded = False
         self._loading = False
@@ -113,6 +121,7 @@ class ModelPicker(QWidget):
             self.select_path(selected)
         finally:
             self.combo.blockSignals(False)
+        self.selection_changed.emit(self.selected_path())
 
     def model_name(self) -> str:
         """The chosen model's display name (without size or runtime)."""
@@ -162,6 +171,16 @@ class ModelPicker(QWidget):
         self.load_button.setText("Load")
         self.load_button.setEnabled(True)
         self.combo.setEnabled(True)
+
+    def set_loaded_models(self, names: Sequence[str]) -> None:
+        """Show how many models are loaded ("2 loaded"), naming them in the tooltip."""
+        self.loaded_count.setVisible(bool(names))
+        self.loaded_count.setText(f"{len(names)} loaded")
+        self.loaded_count.setToolTip("Loaded now:\n" + "\n".join(names) if names else "")
+
+    @Slot(int)
+    def _on_combo_current_index_changed(self, _index: int) -> None:
+        self.selection_changed.emit(self.selected_path())
 
     @Slot(int)
     def _on_combo_activated(self, index: int) -> None:

@@ -108,7 +108,7 @@ def test_killed_worker_is_reported_and_the_gui_lives_on(qtbot, make_window) -> N
     qtbot.keyClicks(window.chat_view.input, "Count from one to one hundred.")
     qtbot.keyClick(window.chat_view.input, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: len(_reply_so_far(window)) > 20, timeout=60_000)
-    model = window.services.host.current
+    model = window.models.loaded_model(window.picker.selected_path())
     assert model is not None
     with qtbot.waitSignal(window.chat.reply_finished, timeout=10_000):
         os.kill(model.pid, signal.SIGKILL)
@@ -191,7 +191,7 @@ def test_closing_the_window_ends_the_worker_process(qtbot, make_window) -> None:
     _send(qtbot, window, "Hi")
     with qtbot.waitSignal(window.chat.reply_finished, timeout=60_000):
         pass
-    model = window.services.host.current
+    model = window.models.loaded_model(window.picker.selected_path())
     assert model is not None
     worker = psutil.Process(model.pid)
     window.close()
@@ -234,12 +234,62 @@ def test_load_shows_progress_and_can_be_cancelled(qtbot, make_window) -> None:
     assert type(failed.args[0]).__name__ == "LoadCancelled"
     assert "load cancelled" in picker.state.text()
     assert not window.chat_view.banner.isVisible()
-    assert window.services.host.current is None
+    assert window.models.loaded_keys() == []
     # A load left alone completes, and Unload ends it.
     with qtbot.waitSignal(window.models.model_loaded, timeout=60_000):
         qtbot.mouseClick(picker.load_button, Qt.MouseButton.LeftButton)
     assert "loaded" in picker.state.text()
     assert picker.load_button.text() == "Unload"
     qtbot.mouseClick(picker.load_button, Qt.MouseButton.LeftButton)
-    assert window.services.host.current is None
+    assert window.models.loaded_keys() == []
     assert picker.load_button.text() == "Load"
+
+
+def test_a_crash_is_retried_on_the_fallback_model(qtbot, make_window, gemma_path: Path) -> None:
+    window = make_window()
+    window.open_model_file(gemma_path)
+    smol = next(
+        str(window.picker.combo.itemData(i))
+        for i in range(window.picker.combo.count())
+        if "SmolLM2" in window.picker.combo.itemText(i)
+    )
+    window.picker.select_path(smol)
+    window.chat.set_fallback(str(gemma_path), "Gemma 3 270m")
+    window.chat.params = window.chat.params.__class__(temperature=0.0, seed=1, max_tokens=300)
+    qtbot.keyClicks(window.chat_view.input, "Count from one to one hundred.")
+    qtbot.keyClick(window.chat_view.input, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: len(_reply_so_far(window)) > 20, timeout=60_000)
+    model = window.models.loaded_model(smol)
+    assert model is not None
+    with qtbot.waitSignal(window.chat.reply_finished, timeout=90_000):
+        os.kill(model.pid, signal.SIGKILL)
+    messages = window.services.conversations.messages(window.chat.conversation_id)
+    assert [m.role for m in messages] == ["user", "assistant", "assistant"]
+    crashed, retried = messages[1], messages[2]
+    assert crashed.status == "interrupted"
+    assert retried.status == "complete"
+    assert retried.model_name == "Gemma 3 270m"
+    assert str(retried.params["note"]).startswith("retried on Gemma 3 270m: SmolLM2")
+    assert "crashed" in str(retried.params["note"])
+    assert "retried on Gemma 3 270m" in window.chat_view.reply_text()
+
+
+def test_a_failed_load_is_retried_on_the_fallback_model(qtbot, make_window, tmp_path: Path) -> None:
+    window = make_window()
+    smol = window.picker.selected_path()
+    # A file that passes the header check but that llama.cpp refuses: SmolLM2's header with
+    # its architecture renamed, so the load itself fails in the worker.
+    broken = tmp_path / "renamed-arch.gguf"
+    data = Path(smol).read_bytes().replace(b"llama.block_count", b"llamx.block_count", 1)
+    broken.write_bytes(data)
+    window.open_model_file(broken)
+    window.picker.select_path(str(broken))
+    window.chat.set_fallback(smol, "SmolLM2")
+    window.chat.params = window.chat.params.__class__(temperature=0.0, seed=1, max_tokens=8)
+    qtbot.keyClicks(window.chat_view.input, "Hi")
+    with qtbot.waitSignal(window.chat.reply_finished, timeout=60_000):
+        qtbot.keyClick(window.chat_view.input, Qt.Key.Key_Return)
+    messages = window.services.conversations.messages(window.chat.conversation_id)
+    assert messages[-1].status == "complete"
+    assert messages[-1].model_name == "SmolLM2"
+    assert "failed to load" in str(messages[-1].params["note"])

@@ -388,3 +388,31 @@ def test_a_full_disk_loses_no_text(
     _set_max_pages(db, 1_000_000)
     assert reply.flush() is True
     assert _stored(db.path, reply.message_id)[0] == "x" * 200_000
+
+
+def test_fallback_is_stored_per_conversation_and_cleared(service: ConversationService) -> None:
+    first = service.create("a.gguf", "A")
+    second = service.create("b.gguf", "B")
+    assert service.fallback(first.id) is None
+    service.set_fallback(first.id, "ollama::llama3.2:3b", "llama3.2:3b")
+    assert service.fallback(first.id) == ("ollama::llama3.2:3b", "llama3.2:3b")
+    assert service.fallback(second.id) is None
+    service.set_fallback(first.id, "", "")
+    assert service.fallback(first.id) is None
+
+
+def test_a_retried_reply_leaves_the_interrupted_one_out_and_keeps_its_note(
+    service: ConversationService,
+) -> None:
+    conv_id, recorder = _reply(service, "Count to ten")
+    recorder.append("one two")
+    recorder.interrupt("The worker crashed.")
+    history = service.request_messages(conv_id, exclude={recorder.message_id})
+    assert [m.role for m in history] == ["user"]
+    assert [m.role for m in service.request_messages(conv_id)] == ["user", "assistant"]
+    retry = service.start_reply(
+        conv_id, "B", "llamacpp", GenerationParams(), note="retried on B: A crashed"
+    )
+    retry.append("one two three")
+    retry.finish(_stats())
+    assert service.messages(conv_id)[-1].params["note"] == "retried on B: A crashed"
