@@ -61,6 +61,7 @@ class MainWindow(QMainWindow):
     def __init__(self, services: Services) -> None:
         super().__init__()
         self.services = services
+        self.registry: RuntimeRegistry = services.registry
         self.setWindowTitle("LLM Workbench")
         self.resize(1180, 760)
         self.picker = ModelPicker(self)
@@ -164,10 +165,10 @@ class MainWindow(QMainWindow):
 
     def start_server_discovery(self) -> None:
         """Ask Ollama and the saved endpoints for their models, each on a worker thread."""
-        for key in self.services.registry.runtime_keys():
+        for key in self.registry.runtime_keys():
             if key == "llamacpp":
                 continue
-            worker = ServerModelsWorker(self.services.registry, key)
+            worker = ServerModelsWorker(self.registry, key)
 
             def connect(w: ServerModelsWorker = worker) -> None:
                 w.listed.connect(self._on_server_models_listed)
@@ -307,7 +308,7 @@ class MainWindow(QMainWindow):
     def show_runtimes(self) -> RuntimesPage:
         """Open (or raise) the Runtimes page and check every runtime."""
         if self.runtimes_page is None:
-            self.runtimes_page = RuntimesPage(self.services.registry, self.services.settings)
+            self.runtimes_page = RuntimesPage(self.registry, self.services.settings)
             self.runtimes_page.resize(760, 640)
             self.runtimes_page.status_changed.connect(self._on_runtimes_page_status_changed)
             self.runtimes_page.registry_changed.connect(self._on_runtimes_page_registry_changed)
@@ -320,7 +321,10 @@ class MainWindow(QMainWindow):
     def _on_runtimes_page_registry_changed(self, registry: RuntimeRegistry) -> None:
         # Services is frozen: the window's current registry lives here from now on.
         self.registry = registry
-        self.models.registry = registry
+        self.models.set_registry(registry)
+        # Endpoints may be gone or renamed: forget their models, then ask again.
+        self.picker.clear_server_models()
+        self.start_server_discovery()
 
     @Slot(object)
     def _on_runtimes_page_status_changed(self, entry: RuntimeEntry) -> None:

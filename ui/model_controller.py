@@ -149,7 +149,7 @@ class ModelController(QObject):
         self._finishing: list[WorkerThread] = []
         self._summaries: dict[str, str] = {}  # key -> describe_load of its load
         self._unload_reasons: dict[str, str] = {}  # key -> why it is no longer loaded
-        self._serving = ""  # key of the model last handed to the chat
+        self._serving = ""  # choice of the model last handed to the chat (loaded or found)
         self.keep_warm_action = QAction("Keep &Warm", self)
         self.keep_warm_action.setCheckable(True)
         self.keep_warm_action.setEnabled(False)
@@ -179,6 +179,13 @@ class ModelController(QObject):
         """Whether a load is under way."""
         return self._load_active
 
+    def set_registry(self, registry: RuntimeRegistry) -> None:
+        """Use a rebuilt registry (endpoints changed): hosts of saved endpoints are dropped,
+        their models unloaded, so an edited URL or key takes effect on the next load."""
+        self.registry = registry
+        for key in [k for k in self.hosts if k.startswith("openai:")]:
+            self.hosts.pop(key).unload()
+
     def host_for(self, choice: str) -> ModelHost:
         """The host of the runtime a picker choice names (created on first use)."""
         key, _model = split_choice(choice)
@@ -197,7 +204,7 @@ class ModelController(QObject):
         if host is not None and model is not None:
             with contextlib.suppress(ModelNotLoaded):
                 host.touch(key)
-            self._serving = key
+            self._serving = choice
         return model
 
     def loaded_keys(self) -> list[str]:
@@ -355,8 +362,9 @@ class ModelController(QObject):
         self.model_unloaded.emit()
 
     def mark_crashed(self) -> None:
-        """The chosen model's worker died: say so in the picker; the next send loads again."""
-        choice = self.picker.selected_path()
+        """The worker of the model the chat was using died: forget it and say so in the
+        picker; the next send loads it again."""
+        choice = self._serving or self.picker.selected_path()
         if choice and split_choice(choice)[0] in self.hosts:
             key = choice_key(choice)
             self.hosts[split_choice(choice)[0]].unload(key)
@@ -378,10 +386,10 @@ class ModelController(QObject):
     def sweep_idle(self) -> list[str]:
         """Unload the models idle past their keep-alive on every host (sparing the model of a
         streaming reply); return their keys."""
-        if self.reply_running() and self._serving:
-            for host in self.hosts.values():
-                with contextlib.suppress(ModelNotLoaded):
-                    host.touch(self._serving)
+        serving = self.hosts.get(split_choice(self._serving)[0]) if self._serving else None
+        if self.reply_running() and serving is not None:
+            with contextlib.suppress(ModelNotLoaded):
+                serving.touch(choice_key(self._serving))
         unloaded: list[str] = []
         for host in self.hosts.values():
             keep = {e.key: e.keep_alive_s for e in host.loaded()}
@@ -441,7 +449,7 @@ class ModelController(QObject):
         key = choice_key(self._loading_choice)
         self._summaries[key] = describe_load(model)
         self._unload_reasons.pop(key, None)
-        self._serving = key
+        self._serving = self._loading_choice
         log.info("loaded %s: %s", key, describe_load(model))
         self.refresh_state()
         self.model_loaded.emit(model)

@@ -100,6 +100,11 @@ class ModelPicker(QWidget):
             self._servers.pop(runtime_key, None)
         self._rebuild(self.selected_path())
 
+    def clear_server_models(self) -> None:
+        """Forget every server's models (their runtimes changed); local models stay."""
+        self._servers.clear()
+        self._rebuild(self.selected_path())
+
     def _rebuild(self, selected: str) -> None:
         self.combo.blockSignals(True)
         try:

@@ -27,7 +27,7 @@ from app.settings import Settings
 from runtimes.base import RuntimeStatus
 from runtimes.ollama import OllamaRuntime
 from ui.endpoint_editor import EndpointEditor
-from ui.ollama_panel import OllamaPanel
+from ui.ollama_panel import OllamaPanel, wait_for_handles
 from ui.workers import WorkerThread, start_worker
 
 _MARKS = {"available": ("●", "#2e7d32"), "not_found": ("○", "#777777"), "error": ("✕", "#b3541e")}
@@ -269,9 +269,8 @@ class RuntimesPage(QWidget):
         self._checks.append(start_worker(worker, connect, self))
 
     def wait_for_checks(self, msecs: int = 10_000) -> None:
-        """Block until running checks end (window close, tests)."""
-        for check in self._checks:
-            check.wait(msecs)
+        """Block until running checks and Ollama requests end (window close, tests)."""
+        wait_for_handles(self._checks, msecs)
         self.ollama_panel.wait_for_tasks(msecs)
 
     @Slot(object)

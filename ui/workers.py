@@ -167,7 +167,9 @@ def start_worker(
     worker.moveToThread(thread)
     connect()
     thread.started.connect(worker.run)  # type: ignore[attr-defined]
-    worker.finished.connect(thread.quit)  # type: ignore[attr-defined]
+    # Direct: QThread.quit is thread-safe, and a queued quit would need the GUI thread's event
+    # loop, so a GUI-thread `wait()` (window close) would sit out its whole limit.
+    worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)  # type: ignore[attr-defined]
     worker.finished.connect(worker.deleteLater)  # type: ignore[attr-defined]
     # Direct connection: runs in the ending thread, before the queued deleteLater.
     thread.finished.connect(handle.done.set, Qt.ConnectionType.DirectConnection)

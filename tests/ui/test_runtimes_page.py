@@ -76,7 +76,7 @@ def test_adding_an_endpoint_adds_its_row_and_a_new_registry(
     assert settings.saved_endpoints == [{"name": "gpu box", "base_url": DOWN_URL, "has_key": True}]
     assert memory_keyring.passwords == {(SERVICE, "endpoint:gpu box"): KEY}
     # The new row is checked against the (absent) server: a state, not a hang or a crash.
-    qtbot.waitUntil(lambda: page.rows["openai:gpu box"][2].isEnabled(), timeout=10_000)
+    qtbot.waitUntil(page.rows["openai:gpu box"][2].isEnabled, timeout=10_000)
     assert "gpu box" in page.rows["openai:gpu box"][1].text()
 
 
