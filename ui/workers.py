@@ -7,12 +7,12 @@ then is the thread started (`start_worker`). Workers never touch widgets or the 
 from __future__ import annotations
 
 import logging
-import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 from app.engine import LoadPlan, ModelHost
 from app.errors import WorkbenchError
@@ -135,23 +135,32 @@ class HardwareWorker(QObject):
 
 
 class WorkerThread:
-    """A worker and its thread. The thread deletes itself once finished (no leak per reply);
-    `done` is set first, so `running()` and `wait()` never touch a deleted thread."""
+    """A worker and its thread. The thread object is owned by the parent given to
+    `start_worker` (Qt parent-child), so it stays valid for `running()` and `wait()` as long as
+    that parent lives; it is not deleted when it finishes (see `start_worker`)."""
 
     def __init__(self, worker: Any, thread: QThread) -> None:
         self.worker = worker
         self.thread = thread
-        self.done = threading.Event()
 
     def wait(self, msecs: int = 10_000) -> bool:
-        """Block until the thread ends (for shutdown and tests)."""
-        if self.done.is_set():
-            return True
-        return bool(self.thread.wait(msecs))
+        """Block until the thread ends (for shutdown and tests).
+
+        On the GUI thread this handles events while it waits: the thread quits through a
+        queued call there, so a plain `QThread.wait` would always sit out its whole limit.
+        """
+        app = QCoreApplication.instance()
+        if app is None or QThread.currentThread() is not app.thread():
+            return bool(self.thread.wait(msecs))
+        deadline = time.monotonic() + msecs / 1000
+        while self.thread.isRunning() and time.monotonic() < deadline:
+            QCoreApplication.processEvents()
+            self.thread.wait(20)
+        return not self.thread.isRunning()
 
     def running(self) -> bool:
         """Whether the thread is still running."""
-        return not self.done.is_set()
+        return bool(self.thread.isRunning())
 
 
 def start_worker(
@@ -167,13 +176,15 @@ def start_worker(
     worker.moveToThread(thread)
     connect()
     thread.started.connect(worker.run)  # type: ignore[attr-defined]
-    # Direct: QThread.quit is thread-safe, and a queued quit would need the GUI thread's event
-    # loop, so a GUI-thread `wait()` (window close) would sit out its whole limit.
-    worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)  # type: ignore[attr-defined]
+    # Queued to the GUI thread (the thread object lives there): the worker's deferred delete
+    # then runs in its own event loop before the thread ends. A GUI-thread wait must therefore
+    # process events while it waits (`wait_for_handles`).
+    worker.finished.connect(thread.quit)  # type: ignore[attr-defined]
     worker.finished.connect(worker.deleteLater)  # type: ignore[attr-defined]
-    # Direct connection: runs in the ending thread, before the queued deleteLater.
-    thread.finished.connect(handle.done.set, Qt.ConnectionType.DirectConnection)
-    thread.finished.connect(thread.deleteLater)
+    # No thread.deleteLater and no Python callables connected to the thread's signals: a
+    # finished thread deleted under a live handle, or a bound method of a plain Python object
+    # called from the ending thread, crashed PySide 6.11 (segfault seen in the Ollama panel
+    # tests). The finished QThread object stays with its parent until the parent goes.
     thread.start()
     return handle
 
