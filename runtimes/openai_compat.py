@@ -101,7 +101,7 @@ class OpenAICompatRuntime:
     Args:
         base_url: the API root, e.g. "http://127.0.0.1:8000/v1" ("/v1" is added to a bare
             host).
-        api_key: the key to send ("" for none: the SDK still needs a value, so "not-needed" is sent).
+        api_key: the key to send ("" for none: the SDK still sends "not-needed").
         timeout_s: how long one read may wait for the server (connect, headers, each chunk).
         name: the runtime's name in the registry.
 
