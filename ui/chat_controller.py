@@ -313,19 +313,15 @@ class ChatController(QObject):
 
     @Slot()
     def _on_fallback_about_to_open(self) -> None:
-        picker = self.models.picker.combo
         combo = self.view.fallback
         chosen = combo.currentData()
         combo.blockSignals(True)
         try:
             combo.clear()
             combo.addItem("no fallback", "")
-            for i in range(picker.count()):
-                data = picker.itemData(i)
-                if data and "__open_file__" not in str(data):
-                    combo.addItem(picker.itemText(i).split("  ·  ")[0], data)
-            index = combo.findData(chosen)
-            combo.setCurrentIndex(max(index, 0))
+            for name, choice in self.models.picker.choices():
+                combo.addItem(name, choice)
+            combo.setCurrentIndex(max(combo.findData(chosen), 0))
         finally:
             combo.blockSignals(False)
 

@@ -36,7 +36,7 @@ from ui.conversation_list import ConversationList
 from ui.model_controller import ModelController
 from ui.model_picker import ModelPicker
 from ui.runtimes_page import RuntimesPage
-from ui.workers import HardwareWorker, ServerModelsWorker, WorkerThread, start_worker
+from ui.workers import HardwareWorker, ServerModelsWorker, WorkerThread, start_worker, wait_all
 
 log = logging.getLogger(__name__)
 
@@ -384,8 +384,7 @@ class MainWindow(QMainWindow):
                 log.error("the generation thread did not end after its worker was stopped")
             if self._hardware_probe is not None and not self._hardware_probe.wait(8000):
                 log.error("the hardware probe did not end in time")
-            for discovery in self._discovery:
-                discovery.wait(5000)
+            wait_all(self._discovery, 5000)
             if self.runtimes_page is not None:
                 self.runtimes_page.wait_for_checks()
                 self.runtimes_page.close()

@@ -128,6 +128,14 @@ class ModelPicker(QWidget):
             self.combo.blockSignals(False)
         self.selection_changed.emit(self.selected_path())
 
+    def choices(self) -> list[tuple[str, str]]:
+        """Every model offered, as (display name, choice), local ones first."""
+        return [
+            (self.combo.itemText(i).split("  ·  ")[0], str(self.combo.itemData(i)))
+            for i in range(self.combo.count())
+            if self.combo.itemData(i) not in (None, _OPEN_FILE)
+        ]
+
     def model_name(self) -> str:
         """The chosen model's display name (without size or runtime)."""
         return self.combo.currentText().split("  ·  ")[0]

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import html
 import logging
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import cast
 
-from PySide6.QtCore import QCoreApplication, QObject, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
@@ -27,24 +26,13 @@ from PySide6.QtWidgets import (
 from app.errors import WorkbenchError
 from runtimes.base import CancelToken, RemoteModel
 from runtimes.ollama import OllamaRuntime, PullProgress, RunningModel
-from ui.workers import WorkerThread, start_worker
+from ui.workers import WorkerThread, start_worker, wait_all
 
 log = logging.getLogger(__name__)
 
 OllamaTask = Callable[[OllamaRuntime, Callable[[object], None], CancelToken], object]
 _MODEL_COLUMNS = ["Name", "Family", "Parameters", "Quantization", "Size", ""]
 _LOADED_COLUMNS = ["Name", "Size", "Where", "Expires", ""]
-
-
-def wait_for_handles(handles: list[WorkerThread], msecs: int) -> bool:
-    """Wait until the workers' threads end, handling GUI events meanwhile: a thread quits
-    through a queued call on the GUI thread, so a plain `wait` here would sit out its limit."""
-    deadline = time.monotonic() + msecs / 1000
-    for handle in handles:
-        while handle.running() and time.monotonic() < deadline:
-            QCoreApplication.processEvents()
-            handle.wait(20)
-    return not any(handle.running() for handle in handles)
 
 
 def human_size(n_bytes: int) -> str:
@@ -234,7 +222,7 @@ class OllamaPanel(QWidget):
     def wait_for_tasks(self, msecs: int = 10_000) -> None:
         """Cancel a pull and block until running requests end (window close, tests)."""
         self.cancel_pull()
-        wait_for_handles(self._tasks, msecs)
+        wait_all(self._tasks, msecs)
 
     # --------------------------------------------------------------- workers
 

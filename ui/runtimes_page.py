@@ -27,8 +27,8 @@ from app.settings import Settings
 from runtimes.base import RuntimeStatus
 from runtimes.ollama import OllamaRuntime
 from ui.endpoint_editor import EndpointEditor
-from ui.ollama_panel import OllamaPanel, wait_for_handles
-from ui.workers import WorkerThread, start_worker
+from ui.ollama_panel import OllamaPanel
+from ui.workers import WorkerThread, start_worker, wait_all
 
 _MARKS = {"available": ("●", "#2e7d32"), "not_found": ("○", "#777777"), "error": ("✕", "#b3541e")}
 _STATES = {"available": "available", "not_found": "not found", "error": "error"}
@@ -270,7 +270,7 @@ class RuntimesPage(QWidget):
 
     def wait_for_checks(self, msecs: int = 10_000) -> None:
         """Block until running checks and Ollama requests end (window close, tests)."""
-        wait_for_handles(self._checks, msecs)
+        wait_all(self._checks, msecs)
         self.ollama_panel.wait_for_tasks(msecs)
 
     @Slot(object)

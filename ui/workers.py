@@ -163,6 +163,14 @@ class WorkerThread:
         return bool(self.thread.isRunning())
 
 
+def wait_all(handles: list[WorkerThread], msecs: int) -> bool:
+    """Wait for several workers' threads within one overall limit; True when all ended."""
+    deadline = time.monotonic() + msecs / 1000
+    for handle in handles:
+        handle.wait(max(0, round((deadline - time.monotonic()) * 1000)))
+    return not any(handle.running() for handle in handles)
+
+
 def start_worker(
     worker: QObject, connect: Callable[[], None], parent: QObject | None = None
 ) -> WorkerThread:
@@ -178,7 +186,7 @@ def start_worker(
     thread.started.connect(worker.run)  # type: ignore[attr-defined]
     # Queued to the GUI thread (the thread object lives there): the worker's deferred delete
     # then runs in its own event loop before the thread ends. A GUI-thread wait must therefore
-    # process events while it waits (`wait_for_handles`).
+    # process events while it waits (`WorkerThread.wait` does).
     worker.finished.connect(thread.quit)  # type: ignore[attr-defined]
     worker.finished.connect(worker.deleteLater)  # type: ignore[attr-defined]
     # No thread.deleteLater and no Python callables connected to the thread's signals: a

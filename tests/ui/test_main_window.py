@@ -293,3 +293,19 @@ def test_a_failed_load_is_retried_on_the_fallback_model(qtbot, make_window, tmp_
     assert messages[-1].status == "complete"
     assert messages[-1].model_name == "SmolLM2"
     assert "failed to load" in str(messages[-1].params["note"])
+
+
+def test_fallback_list_offers_the_pickers_models_and_stores_the_choice(qtbot, make_window) -> None:
+    window = make_window()
+    combo = window.chat_view.fallback
+    combo.about_to_open.emit()
+    items = [(combo.itemText(i), combo.itemData(i)) for i in range(combo.count())]
+    assert items[0] == ("no fallback", "")
+    assert [data for _, data in items[1:]] == [c for _, c in window.picker.choices()]
+    assert all("Open GGUF" not in text for text, _ in items)
+    combo.activated.emit(1)
+    assert window.chat.conversation_id is not None
+    assert window.services.conversations.fallback(window.chat.conversation_id) == (
+        items[1][1],
+        items[1][0],
+    )
