@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from app.hardware import HardwareProfile
+from app.memory import GIB, WEIGHTS_FACTOR
 from app.model_host import LoadedEntry, ModelHost
 from runtimes.base import LoadOptions
 from runtimes.llamacpp import default_threads, wheel_backend
@@ -22,7 +23,6 @@ __all__ = [
 
 
 DEFAULT_CONTEXT = 4096
-GIB = 1024**3
 RESERVE_BYTES = 512 * 1024**2
 
 
@@ -57,15 +57,18 @@ def gpu_budget_bytes(profile: HardwareProfile | None) -> int | None:
 
 def _gpu_layers(file_size: int, n_layers: int, budget: int | None) -> tuple[int, str]:
     """Layers to offload, and why, from a simple rule until the fit estimator lands (issue 4):
-    the weights plus 10 % and a fixed 512 MiB for KV cache, compute buffers and the context."""
+    the weights plus 10 % (as `app.memory` counts them) and a fixed 512 MiB for KV cache,
+    compute buffers and the GPU context. The host's fit check (`app.memory.check_fits`) adds
+    the exact KV cache on top before anything starts."""
     if budget is None or file_size <= 0:
         return -1, "all layers on the GPU (memory not checked)"
-    needed = int(file_size * 1.1) + RESERVE_BYTES
+    weights = int(file_size * WEIGHTS_FACTOR)
+    needed = weights + RESERVE_BYTES
     if needed <= budget:
         return -1, f"all layers on the GPU (needs ~{needed / GIB:.1f} of {budget / GIB:.1f} GiB)"
     if n_layers <= 0 or budget <= RESERVE_BYTES:
         return 0, f"CPU only: needs ~{needed / GIB:.1f} GiB, the GPU has {budget / GIB:.1f}"
-    layers = max(0, min(n_layers, (budget - RESERVE_BYTES) * n_layers // int(file_size * 1.1)))
+    layers = max(0, min(n_layers, (budget - RESERVE_BYTES) * n_layers // weights))
     return layers, (
         f"{layers}/{n_layers} layers on the GPU: needs ~{needed / GIB:.1f} GiB, "
         f"the GPU has {budget / GIB:.1f}"
