@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
-from app.hardware.profile import CPUInfo, FactLog, MemoryInfo
+from app.hardware.profile import GPU, CPUInfo, FactLog, MemoryInfo
 
 # /proc/cpuinfo flag (x86 "flags", ARM "Features") -> the name we report. Order is the report order.
 _FLAG_NAMES: tuple[tuple[str, str], ...] = (
@@ -34,25 +35,28 @@ class CpuinfoFacts:
         physical_cores: distinct (physical id, core id) pairs; 0 when the file has no
             topology (many ARM kernels), so the caller asks psutil instead.
         flags: SIMD features, named as in `CPUInfo.flags`.
+        single_thread_cores: on a CPU where some cores run two threads and others one, the
+            cores with one (Intel hybrid E-cores have no SMT); 0 when all cores are alike.
     """
 
     model: str
     logical_cores: int
     physical_cores: int
     flags: tuple[str, ...]
+    single_thread_cores: int = 0
 
 
 def parse_cpuinfo(text: str) -> CpuinfoFacts:
     """Parse /proc/cpuinfo (x86 or ARM)."""
     model = ""
     logical = 0
-    cores: set[tuple[str, str]] = set()
+    threads: dict[tuple[str, str], int] = {}
     raw_flags: set[str] = set()
     physical_id = core_id = ""
     for line in [*text.splitlines(), ""]:
         if not line.strip():
             if core_id:
-                cores.add((physical_id, core_id))
+                threads[physical_id, core_id] = threads.get((physical_id, core_id), 0) + 1
             physical_id = core_id = ""
             continue
         key, _, value = (part.strip() for part in line.partition(":"))
@@ -67,7 +71,9 @@ def parse_cpuinfo(text: str) -> CpuinfoFacts:
         elif key in ("flags", "Features"):
             raw_flags.update(value.split())
     flags = tuple(name for flag, name in _FLAG_NAMES if flag in raw_flags)
-    return CpuinfoFacts(model, logical, len(cores), flags)
+    counts = set(threads.values())
+    single = sum(1 for n in threads.values() if n == 1) if len(counts) > 1 else 0
+    return CpuinfoFacts(model, logical, len(threads), flags, single)
 
 
 def parse_meminfo(text: str) -> MemoryInfo:
@@ -122,8 +128,13 @@ def hybrid_efficiency_cores(sys_devices: Path = Path("/sys/devices")) -> int:
         return 0
 
 
-def probe_linux_cpu(log: FactLog, proc: Path = Path("/proc")) -> CPUInfo:
-    """CPU facts from /proc/cpuinfo, with psutil filling gaps. Never raises."""
+def probe_linux_cpu(
+    log: FactLog, proc: Path = Path("/proc"), sys_devices: Path = Path("/sys/devices")
+) -> CPUInfo:
+    """CPU facts from /proc/cpuinfo, with psutil filling gaps. Never raises.
+
+    Efficiency cores come from `sys_devices`/cpu_atom/cpus (Intel hybrid), else from the
+    cores /proc/cpuinfo shows with one thread beside others with two (Intel only)."""
     try:
         facts = parse_cpuinfo((proc / "cpuinfo").read_text(errors="replace"))
         log.source("cpu.model", str(proc / "cpuinfo"))
@@ -138,9 +149,13 @@ def probe_linux_cpu(log: FactLog, proc: Path = Path("/proc")) -> CPUInfo:
     else:
         physical = psutil.cpu_count(logical=False) or logical
         log.source("cpu.physical_cores", "psutil.cpu_count(logical=False)")
-    efficiency = hybrid_efficiency_cores()
+    efficiency = hybrid_efficiency_cores(sys_devices)
     if efficiency:
-        log.source("cpu.efficiency_cores", "/sys/devices/cpu_atom/cpus")
+        log.source("cpu.efficiency_cores", str(sys_devices / "cpu_atom" / "cpus"))
+    elif facts.single_thread_cores and "Intel" in facts.model:
+        # Older kernels have no cpu_atom PMU; Intel's E-cores are the cores without SMT.
+        efficiency = facts.single_thread_cores
+        log.source("cpu.efficiency_cores", f"{proc / 'cpuinfo'} (cores with one thread)")
     efficiency = min(efficiency, physical - 1) if physical > 1 else 0
     return CPUInfo(
         model=facts.model or "unknown CPU",
@@ -186,3 +201,75 @@ def probe_wsl(log: FactLog, proc: Path = Path("/proc")) -> bool:
     if found:
         log.source("os.is_wsl", f"{proc / 'version'} or WSL_DISTRO_NAME")
     return found
+
+
+# PCI vendor ids in sysfs "vendor" files. NVIDIA is left to NVML / nvidia-smi.
+_PCI_VENDORS = {"0x1002": "AMD", "0x8086": "Intel"}
+OTHER_GPU_NOTE = (
+    "AMD/Intel GPUs are listed for information; this build of llama.cpp cannot use them"
+)
+
+
+def parse_drm_gpus(drm: Path) -> tuple[GPU, ...]:
+    """AMD and Intel GPUs from a /sys/class/drm tree: `cardN/device/{vendor, device,
+    mem_info_vram_total, mem_info_vram_used, product_name}` (amdgpu documents the memory
+    files; Intel integrated GPUs have none and share system RAM: total 0, free None).
+
+    Connector entries such as `card0-DP-1` and unreadable cards are skipped.
+    """
+    cards = [p for p in drm.glob("card*") if re.fullmatch(r"card\d+", p.name)]
+    gpus: list[GPU] = []
+    for card in sorted(cards, key=lambda p: int(p.name[4:])):
+        device = card / "device"
+        vendor = _PCI_VENDORS.get(_read(device / "vendor").lower())
+        if vendor is None:
+            continue
+        total = _read_int(device / "mem_info_vram_total")
+        used = _read_int(device / "mem_info_vram_used")
+        pci_id = _read(device / "device")
+        name = _read(device / "product_name") or f"{vendor} GPU (PCI device {pci_id or '?'})"
+        gpus.append(
+            GPU(
+                vendor=vendor,
+                name=name,
+                memory_total_bytes=total or 0,
+                memory_free_bytes=total - used if total and used is not None else None,
+                driver=_driver_name(device),
+                compute_capability="",
+                source="sysfs",
+                index=int(card.name[4:]),
+            )
+        )
+    return tuple(gpus)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def _read_int(path: Path) -> int | None:
+    text = _read(path)
+    return int(text) if text.isdigit() else None
+
+
+def _driver_name(device: Path) -> str:
+    try:
+        return (device / "driver").resolve(strict=True).name
+    except OSError:
+        return ""
+
+
+def probe_drm_gpus(log: FactLog, drm: Path = Path("/sys/class/drm")) -> tuple[GPU, ...]:
+    """AMD/Intel GPUs from sysfs, for information only (see OTHER_GPU_NOTE). Never raises."""
+    try:
+        gpus = parse_drm_gpus(drm) if drm.is_dir() else ()
+    except OSError as exc:  # sysfs entries can vanish while we walk them (hot-unplug)
+        log.note(f"cannot list GPUs in {drm}: {exc.strerror or exc}")
+        return ()
+    if gpus:
+        log.source("other_gpus", str(drm))
+        log.note(OTHER_GPU_NOTE)
+    return gpus

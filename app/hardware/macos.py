@@ -188,14 +188,26 @@ def _int(value: str | None) -> int | None:
         return None
 
 
-def metal_working_set() -> int | None:
-    """Metal's recommendedMaxWorkingSetSize through PyObjC, None when PyObjC is absent."""
+def metal_working_set(log: FactLog | None = None) -> int | None:
+    """Metal's recommendedMaxWorkingSetSize through PyObjC (pyobjc-framework-Metal).
+
+    None when PyObjC is not installed, there is no Metal device (Rosetta, a VM), or the
+    call fails; the failure is noted in `log`. Never raises.
+    """
     try:
         import Metal
     except ImportError:
         return None
-    device = Metal.MTLCreateSystemDefaultDevice()
-    return int(device.recommendedMaxWorkingSetSize()) if device is not None else None
+    try:
+        device = Metal.MTLCreateSystemDefaultDevice()
+        size = int(device.recommendedMaxWorkingSetSize()) if device is not None else 0
+    except Exception as exc:  # noqa: BLE001 - PyObjC raises objc.error & co.; a probe must not
+        if log is not None:
+            log.note(f"Metal working-set query failed: {exc}")
+        return None
+    if size <= 0 and log is not None:
+        log.note("Metal gave no default device; GPU limit estimated")
+    return size if size > 0 else None
 
 
 def probe_macos(log: FactLog) -> tuple[CPUInfo, AppleSilicon | None, tuple[GPU, ...], int]:
@@ -209,7 +221,7 @@ def probe_macos(log: FactLog) -> tuple[CPUInfo, AppleSilicon | None, tuple[GPU, 
     apple: AppleSilicon | None = None
     if values.get("hw.optional.arm64") == "1":
         cores = _gpu_cores(log)
-        metal = metal_working_set()
+        metal = metal_working_set(log)
         try:
             apple = apple_from_sysctl(values, cores, metal)
         except (KeyError, ValueError) as exc:

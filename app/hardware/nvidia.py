@@ -121,6 +121,7 @@ def nvml_gpus(nvml: ModuleType) -> tuple[GPU, ...]:
                 capability = f"{major}.{minor}"
             except error_type:
                 capability = ""
+            bus_bits, clock_mhz = nvml_memory_bus(nvml, handle, error_type)
             gpus.append(
                 GPU(
                     vendor="NVIDIA",
@@ -131,6 +132,8 @@ def nvml_gpus(nvml: ModuleType) -> tuple[GPU, ...]:
                     compute_capability=capability,
                     source="nvml",
                     index=index,
+                    memory_bus_width_bits=bus_bits,
+                    max_memory_clock_mhz=clock_mhz,
                 )
             )
         return tuple(gpus)
@@ -140,6 +143,30 @@ def nvml_gpus(nvml: ModuleType) -> tuple[GPU, ...]:
         # Shutting down can fail when the driver went away mid-query; nothing to undo then.
         with contextlib.suppress(error_type, OSError):
             nvml.nvmlShutdown()
+
+
+def nvml_memory_bus(
+    nvml: ModuleType, handle: object, error_type: type[BaseException]
+) -> tuple[int | None, int | None]:
+    """Memory bus width (bits) and maximum memory clock (MHz) of one device, each None when
+    this binding lacks the call (old nvidia-ml-py) or the device does not report it."""
+    bus_bits = _nvml_int(nvml, "nvmlDeviceGetMemoryBusWidth", error_type, handle)
+    clock_type = getattr(nvml, "NVML_CLOCK_MEM", 2)  # 2 in nvml.h's nvmlClockType_t
+    clock_mhz = _nvml_int(nvml, "nvmlDeviceGetMaxClockInfo", error_type, handle, clock_type)
+    return bus_bits, clock_mhz
+
+
+def _nvml_int(
+    nvml: ModuleType, function: str, error_type: type[BaseException], *args: object
+) -> int | None:
+    call = getattr(nvml, function, None)
+    if call is None:
+        return None
+    try:
+        value = int(call(*args))
+    except (error_type, TypeError, ValueError):
+        return None
+    return value if value > 0 else None
 
 
 def _text(value: object) -> str:

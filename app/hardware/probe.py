@@ -7,7 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from app.hardware import linux, macos, nvidia
+from app.hardware import bandwidth, linux, macos, nvidia
 from app.hardware.profile import (
     GPU,
     AppleSilicon,
@@ -24,7 +24,9 @@ def probe_hardware(models_dir: Path | None = None) -> HardwareProfile:
 
     Every probe has a fallback; what could not be learned is recorded in `notes` and
     `sources` says where each fact came from. Subprocesses time out after 2 s
-    (system_profiler 5 s, and only on macOS when ioreg said nothing).
+    (system_profiler 5 s, and only on macOS when ioreg said nothing). Memory bandwidth comes
+    from chip/card tables or NVML (`bandwidth`); AMD/Intel GPUs found in Linux sysfs go to
+    `other_gpus`, for information only.
 
     Args:
         models_dir: the folder models are stored in; its disk's free space is measured
@@ -56,8 +58,12 @@ def probe_hardware(models_dir: Path | None = None) -> HardwareProfile:
         cpu = _generic_cpu(log)
         memory = linux.psutil_memory(log)
         os_info = OSInfo(system or sys.platform, platform.version(), platform.machine())
+    other_gpus: tuple[GPU, ...] = ()
     if system != "Darwin":
         gpus = nvidia.probe_nvidia(log)
+    if system == "Linux":
+        other_gpus = linux.probe_drm_gpus(log)
+    rates = bandwidth.machine_bandwidth(apple, gpus, log)
     folder, free = _disk_free(models_dir, log)
     return HardwareProfile(
         os=os_info,
@@ -69,6 +75,8 @@ def probe_hardware(models_dir: Path | None = None) -> HardwareProfile:
         apple=apple,
         sources=tuple(log.sources.items()),
         notes=tuple(log.notes),
+        bandwidth=rates,
+        other_gpus=other_gpus,
     )
 
 

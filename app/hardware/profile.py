@@ -8,7 +8,11 @@ from typing import Literal
 GIB = 1 << 30
 MIB = 1 << 20
 
-GPUSource = Literal["nvml", "nvidia-smi", "system_profiler"]
+GPUSource = Literal["nvml", "nvidia-smi", "system_profiler", "sysfs"]
+"""Which tool reported a GPU; "sysfs" GPUs (AMD/Intel on Linux) are listed for information only."""
+
+BandwidthDevice = str
+"""A memory the bandwidth belongs to: "gpu:<index>" (NVIDIA), "apple-gpu" or "cpu"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +80,9 @@ class GPU:
         compute_capability: CUDA compute capability such as "8.9", "" when unknown.
         source: which tool reported it.
         index: the device index the tool reported.
+        memory_bus_width_bits: memory bus width from NVML, None when not reported.
+        max_memory_clock_mhz: NVML's maximum memory clock (NVML_CLOCK_MEM), None when not
+            reported. With the bus width it gives the bandwidth (app.hardware.bandwidth).
     """
 
     vendor: str
@@ -86,6 +93,29 @@ class GPU:
     compute_capability: str
     source: GPUSource
     index: int = 0
+    memory_bus_width_bits: int | None = None
+    max_memory_clock_mhz: int | None = None
+
+    @property
+    def usable_by_llama_cpp(self) -> bool:
+        """Whether the llama.cpp builds here (CPU, CUDA, Metal) can put layers on it."""
+        return self.vendor == "NVIDIA" and self.source in ("nvml", "nvidia-smi")
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryBandwidth:
+    """Peak memory bandwidth of one device, with where the figure came from.
+
+    Attributes:
+        device: "gpu:<index>" for an NVIDIA GPU, "apple-gpu" for an Apple chip, "cpu".
+        bytes_per_second: the peak figure (vendor specification or NVML arithmetic).
+        source: where it came from, e.g. "Apple spec: M4 Max 40-core GPU" or
+            "NVML: 2 x 10501 MHz x 384 bit / 8".
+    """
+
+    device: BandwidthDevice
+    bytes_per_second: int
+    source: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +160,10 @@ class HardwareProfile:
         apple: Apple Silicon facts, None on other machines.
         sources: (fact, where it came from) pairs, e.g. ("cpu.model", "/proc/cpuinfo").
         notes: what could not be probed and why (a missing tool is a fact, not an error).
+        bandwidth: peak memory bandwidth per device, each with its source; no "cpu" entry
+            when DRAM speed could not be learned (it needs root on Linux).
+        other_gpus: AMD/Intel GPUs found in sysfs, listed for information only: the llama.cpp
+            builds here (CPU, CUDA, Metal) cannot use them, so they never count as GPU memory.
     """
 
     os: OSInfo
@@ -141,10 +175,37 @@ class HardwareProfile:
     apple: AppleSilicon | None = None
     sources: tuple[tuple[str, str], ...] = ()
     notes: tuple[str, ...] = ()
+    bandwidth: tuple[MemoryBandwidth, ...] = ()
+    other_gpus: tuple[GPU, ...] = ()
 
     def source_of(self, fact: str) -> str:
         """Where a fact came from ("" when not recorded)."""
         return dict(self.sources).get(fact, "")
+
+    @property
+    def gpu_memory_limit_bytes(self) -> int | None:
+        """The GPU memory llama.cpp may use: Apple's GPU limit (Metal working set), else the
+        summed VRAM of all NVIDIA GPUs; None without either (AMD/Intel GPUs never count)."""
+        if self.apple is not None:
+            return self.apple.gpu_limit_bytes
+        usable = [g.memory_total_bytes for g in self.gpus if g.usable_by_llama_cpp]
+        return sum(usable) if usable else None
+
+    @property
+    def gpu_bandwidth_bytes_per_second(self) -> int | None:
+        """Bandwidth of the GPU memory a model would live in: the Apple chip's, else the slowest
+        NVIDIA GPU's (layers run one after another, so the slowest card paces a split model);
+        None when no usable GPU has a known figure."""
+        devices = {f"gpu:{g.index}" for g in self.gpus if g.usable_by_llama_cpp}
+        if self.apple is not None:
+            devices = {"apple-gpu"}
+        figures = [b.bytes_per_second for b in self.bandwidth if b.device in devices]
+        return min(figures) if figures else None
+
+    @property
+    def cpu_bandwidth_bytes_per_second(self) -> int | None:
+        """Bandwidth of system RAM as the CPU sees it; None when unknown (the usual case)."""
+        return next((b.bytes_per_second for b in self.bandwidth if b.device == "cpu"), None)
 
 
 @dataclass(slots=True)
@@ -215,11 +276,33 @@ def _gib(value: int) -> str:
 
 
 def as_dict(profile: HardwareProfile) -> dict[str, object]:
-    """A JSON-ready dict of the profile (sources as an object, tuples as lists)."""
+    """A JSON-ready dict of the profile: the stable `llm-workbench hw --json` interface.
+
+    Besides every dataclass field (sources as an object, tuples as lists) it has
+    `ram_total_bytes`, `ram_available_bytes`, `gpu_memory_limit_bytes` (null when no usable
+    GPU), `memory_bandwidth_bytes_per_second` (the GPU's, or null), and on each entry of
+    `gpus` / `other_gpus` the keys `vram_total_bytes`, `vram_free_bytes` (null when unknown)
+    and `usable_by_llama_cpp`.
+    """
     out = _plain(profile)
     assert isinstance(out, dict)
     out["sources"] = dict(profile.sources)
     out["summary"] = summary_line(profile)
+    out["ram_total_bytes"] = profile.memory.total_bytes
+    out["ram_available_bytes"] = profile.memory.available_bytes
+    out["gpu_memory_limit_bytes"] = profile.gpu_memory_limit_bytes
+    out["memory_bandwidth_bytes_per_second"] = profile.gpu_bandwidth_bytes_per_second
+    out["gpus"] = [_gpu_dict(g) for g in profile.gpus]
+    out["other_gpus"] = [_gpu_dict(g) for g in profile.other_gpus]
+    return out
+
+
+def _gpu_dict(gpu: GPU) -> dict[str, object]:
+    out = _plain(gpu)
+    assert isinstance(out, dict)
+    out["vram_total_bytes"] = gpu.memory_total_bytes
+    out["vram_free_bytes"] = gpu.memory_free_bytes
+    out["usable_by_llama_cpp"] = gpu.usable_by_llama_cpp
     return out
 
 

@@ -12,7 +12,14 @@ from app.store.database import (
     is_unavailable,
     open_database,
 )
-from app.store.models import Base, Conversation, Message, ModelFile, ModelLoadOptions
+from app.store.models import (
+    Base,
+    Conversation,
+    LoadMeasurement,
+    Message,
+    ModelFile,
+    ModelLoadOptions,
+)
 
 __all__ = [
     "Base",
@@ -20,6 +27,7 @@ __all__ = [
     "Database",
     "DatabaseFileInvalid",
     "DatabaseTooNew",
+    "LoadMeasurement",
     "Message",
     "ModelFile",
     "ModelLoadOptions",

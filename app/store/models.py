@@ -172,6 +172,43 @@ class ModelLoadOptions(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
 
 
+class LoadMeasurement(Base):
+    """One real load: what the estimator predicted and what was measured, then the speed of
+    its first generation (the closed loop of `app.measurements`)."""
+
+    __tablename__ = "load_measurements"
+    __table_args__ = (
+        Index("ix_load_measurements_model_key", "model_key"),
+        Index("ix_load_measurements_backend", "backend"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_key: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(Text)
+    file_size: Mapped[int] = mapped_column(Integer)
+    backend: Mapped[str] = mapped_column(String(16))
+    n_ctx: Mapped[int] = mapped_column(Integer)
+    n_gpu_layers: Mapped[int] = mapped_column(Integer)
+    kv_cache_type: Mapped[str] = mapped_column(String(8))
+    flash_attn: Mapped[bool] = mapped_column(Boolean)
+    predicted_total_bytes: Mapped[int | None] = mapped_column(Integer)
+    predicted_resident_bytes: Mapped[int | None] = mapped_column(Integer)
+    predicted_gpu_bytes: Mapped[int | None] = mapped_column(Integer)
+    predicted_source: Mapped[str] = mapped_column(String(24))
+    rss_after_load_bytes: Mapped[int | None] = mapped_column(Integer)
+    peak_rss_bytes: Mapped[int | None] = mapped_column(Integer)
+    gpu_bytes: Mapped[int | None] = mapped_column(Integer)
+    load_seconds: Mapped[float] = mapped_column(Float)
+    bytes_per_token: Mapped[int | None] = mapped_column(Integer)
+    active_parameters: Mapped[int | None] = mapped_column(Integer)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    decode_tps: Mapped[float | None] = mapped_column(Float)
+    prompt_tps: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+
+
 def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
     """Alembic filter: leave the FTS5 table and its shadow tables out of comparisons."""
     return not (type_ == "table" and name is not None and name.startswith(FTS_TABLE))

@@ -39,12 +39,12 @@ class _Eof:
     """Queue marker: the worker's stdout reached its end."""
 
 
-def _package_root() -> Path:
+def package_root() -> Path:
     """The folder that holds the `runtimes` package (a checkout, or site-packages)."""
     return Path(runtimes.__file__).resolve().parent.parent
 
 
-def _worker_env(root: Path) -> dict[str, str]:
+def worker_env(root: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     if root.name not in ("site-packages", "dist-packages"):  # a source checkout
@@ -79,7 +79,7 @@ class WorkerProcess:
         Raises:
             ExternalFailure: the command could not be started.
         """
-        root = _package_root()
+        root = package_root()
         argv = list(command) if command is not None else [sys.executable, "-m", WORKER_MODULE]
         try:
             proc = subprocess.Popen(
@@ -88,7 +88,7 @@ class WorkerProcess:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 cwd=root,
-                env=_worker_env(root),
+                env=worker_env(root),
                 start_new_session=True,  # a Ctrl-C meant for the app must not kill the model
             )
         except OSError as exc:

@@ -11,7 +11,9 @@ from app.hardware.linux import (
     is_wsl,
     parse_cpu_list,
     parse_cpuinfo,
+    parse_drm_gpus,
     parse_meminfo,
+    probe_drm_gpus,
     probe_linux_cpu,
     probe_linux_memory,
 )
@@ -119,3 +121,84 @@ def test_probe_without_proc_falls_back_to_psutil(tmp_path: Path) -> None:
     assert memory.total_bytes > 0
     assert log.sources["memory"] == "psutil"
     assert any("cpuinfo" in note for note in log.notes)
+
+
+def fake_card(drm: Path, name: str, files: dict[str, str], driver: str = "") -> None:
+    """A /sys/class/drm/<name>/device folder as the amdgpu / i915 drivers lay it out."""
+    device = drm / name / "device"
+    device.mkdir(parents=True)
+    for file, text in files.items():
+        (device / file).write_text(text + "\n")
+    if driver:
+        target = drm.parent / "drivers" / driver
+        target.mkdir(parents=True, exist_ok=True)
+        (device / "driver").symlink_to(target)
+
+
+def fake_drm(tmp_path: Path) -> Path:
+    drm = tmp_path / "class" / "drm"
+    amd = {
+        "vendor": "0x1002",
+        "device": "0x73bf",
+        "mem_info_vram_total": str(16 * 1024**3),
+        "mem_info_vram_used": str(1024**3),
+        "product_name": "",
+    }
+    fake_card(drm, "card1", amd, driver="amdgpu")
+    fake_card(drm, "card0", {"vendor": "0x8086", "device": "0x46a6"}, driver="i915")
+    fake_card(drm, "card2", {"vendor": "0x10de", "device": "0x2684"})  # NVML's business
+    (drm / "card1-DP-1").mkdir()  # a connector, not a GPU
+    (drm / "renderD128").mkdir()
+    return drm
+
+
+def test_sysfs_amd_and_intel_gpus(tmp_path: Path) -> None:
+    intel, amd = parse_drm_gpus(fake_drm(tmp_path))
+    assert (amd.vendor, amd.name, amd.index, amd.source, amd.driver) == (
+        "AMD",
+        "AMD GPU (PCI device 0x73bf)",
+        1,
+        "sysfs",
+        "amdgpu",
+    )
+    assert (amd.memory_total_bytes, amd.memory_free_bytes) == (16 * 1024**3, 15 * 1024**3)
+    assert (intel.vendor, intel.name, intel.driver) == (
+        "Intel",
+        "Intel GPU (PCI device 0x46a6)",
+        "i915",
+    )
+    assert (intel.memory_total_bytes, intel.memory_free_bytes) == (0, None)  # shares RAM
+    assert not amd.usable_by_llama_cpp and not intel.usable_by_llama_cpp
+
+
+def test_sysfs_product_name_and_missing_used_file(tmp_path: Path) -> None:
+    drm = tmp_path / "drm"
+    files = {
+        "vendor": "0x1002",
+        "mem_info_vram_total": "8589934592",
+        "product_name": "Radeon RX 6600",
+    }
+    fake_card(drm, "card0", files)
+    (gpu,) = parse_drm_gpus(drm)
+    assert (gpu.name, gpu.memory_total_bytes, gpu.memory_free_bytes, gpu.driver) == (
+        "Radeon RX 6600",
+        8589934592,
+        None,
+        "",
+    )
+
+
+def test_probe_drm_notes_that_other_gpus_are_information_only(tmp_path: Path) -> None:
+    log = FactLog()
+    gpus = probe_drm_gpus(log, fake_drm(tmp_path))
+    assert [g.vendor for g in gpus] == ["Intel", "AMD"]
+    assert log.notes == [
+        "AMD/Intel GPUs are listed for information; this build of llama.cpp cannot use them"
+    ]
+    assert log.sources["other_gpus"] == str(tmp_path / "class" / "drm")
+
+
+def test_probe_drm_without_sysfs_is_silent(tmp_path: Path) -> None:
+    log = FactLog()
+    assert probe_drm_gpus(log, tmp_path / "missing") == ()
+    assert (log.notes, log.sources) == ([], {})

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import subprocess
+import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -197,3 +199,45 @@ def test_probe_macos_without_any_tool_never_raises(monkeypatch: pytest.MonkeyPat
     assert (apple, gpus, memsize) == (None, (), 0)
     assert cpu.physical_cores == 1 and cpu.model == "unknown CPU"
     assert "sysctl not found" in log.notes
+
+
+def fake_metal(monkeypatch: pytest.MonkeyPatch, device: object) -> None:
+    module = types.ModuleType("Metal")
+    module.MTLCreateSystemDefaultDevice = lambda: device  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "Metal", module)
+
+
+class FakeDevice:
+    def __init__(self, size: int | Exception) -> None:
+        self.size = size
+
+    def recommendedMaxWorkingSetSize(self) -> int:
+        if isinstance(self.size, Exception):
+            raise self.size
+        return self.size
+
+
+def test_metal_working_set_through_pyobjc(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_metal(monkeypatch, FakeDevice(51_539_607_552))
+    assert macos.metal_working_set(FactLog()) == 51_539_607_552
+
+
+def test_metal_without_a_device_is_none_with_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_metal(monkeypatch, None)
+    log = FactLog()
+    assert macos.metal_working_set(log) is None
+    assert log.notes == ["Metal gave no default device; GPU limit estimated"]
+
+
+def test_failing_metal_call_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_metal(monkeypatch, FakeDevice(RuntimeError("objc.error: no GPU")))
+    log = FactLog()
+    assert macos.metal_working_set(log) is None
+    assert log.notes == ["Metal working-set query failed: objc.error: no GPU"]
+
+
+def test_without_pyobjc_metal_is_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "Metal", None)  # makes `import Metal` fail
+    log = FactLog()
+    assert macos.metal_working_set(log) is None
+    assert log.notes == []

@@ -200,3 +200,36 @@ def test_nvml_reads_every_device() -> None:
 def test_nvml_init_failure_is_unavailable() -> None:
     with pytest.raises(NvmlUnavailable, match="Shared Library Not Found"):
         nvml_gpus(fake_nvml(init_fails=True))
+
+
+def test_nvml_reads_bus_width_and_max_memory_clock() -> None:
+    asked: list[tuple[int, int]] = []
+
+    def max_clock(handle: int, clock_type: int) -> int:
+        asked.append((handle, clock_type))
+        return 10501
+
+    nvml = fake_nvml(names=(b"NVIDIA GeForce RTX 4090",))
+    nvml.NVML_CLOCK_MEM = 2
+    nvml.nvmlDeviceGetMemoryBusWidth = lambda h: 384
+    nvml.nvmlDeviceGetMaxClockInfo = max_clock
+    (gpu,) = nvml_gpus(nvml)
+    assert (gpu.memory_bus_width_bits, gpu.max_memory_clock_mhz) == (384, 10501)
+    assert asked == [(0, 2)]
+
+
+def test_nvml_without_bus_calls_leaves_them_unknown() -> None:
+    (gpu,) = nvml_gpus(fake_nvml())  # an old binding: neither function exists
+    assert (gpu.memory_bus_width_bits, gpu.max_memory_clock_mhz) == (None, None)
+
+
+def test_nvml_bus_calls_that_fail_or_say_zero_are_unknown() -> None:
+    def not_supported(*args: object) -> int:
+        raise FakeNVMLError("Not Supported")
+
+    nvml = fake_nvml()
+    nvml.nvmlDeviceGetMemoryBusWidth = not_supported
+    nvml.nvmlDeviceGetMaxClockInfo = lambda h, t: 0
+    (gpu,) = nvml_gpus(nvml)
+    assert (gpu.memory_bus_width_bits, gpu.max_memory_clock_mhz) == (None, None)
+    assert gpu.memory_total_bytes == 80 * 2**30  # the rest of the device still counts

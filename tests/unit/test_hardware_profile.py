@@ -92,6 +92,11 @@ def test_probe_of_this_machine_is_fast_and_complete(tmp_path: Path) -> None:
         assert gpu.memory_total_bytes > 0
     if not profile.gpus and profile.apple is None:
         assert any("nvidia-smi" in note for note in profile.notes)
+        assert profile.gpu_memory_limit_bytes is None
+    assert profile.cpu_bandwidth_bytes_per_second is None  # DRAM speed needs root
+    assert profile.source_of("bandwidth.cpu") == "unknown"
+    for gpu in profile.other_gpus:
+        assert gpu.source == "sysfs" and not gpu.usable_by_llama_cpp
 
 
 def test_probe_without_models_dir_measures_no_disk() -> None:

@@ -69,7 +69,7 @@ def test_open_creates_the_folder_and_migrates_to_head(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "folder" / "history.sqlite3"
     with open_database(path) as db:
         assert path.is_file()
-        assert db.revision() == head_revision() == "0002_model_load_options"
+        assert db.revision() == head_revision() == "0003_load_measurements"
         assert set(inspect(db.engine).get_table_names()) >= TABLES
 
 
@@ -265,7 +265,7 @@ def test_upgrade_from_0001_adds_an_empty_options_table_and_keeps_history(
         before = connection.execute("SELECT count(*) FROM messages").fetchone()[0]
     connection.close()
     with open_database(path) as db:
-        assert db.revision() == "0002_model_load_options"
+        assert db.revision() == head_revision()
         assert "model_load_options" in inspect(db.engine).get_table_names()
         with db.session() as session:
             assert session.query(ModelLoadOptions).count() == 0
