@@ -1,4 +1,5 @@
-"""Headless entry points: `hw`, `models`, `chat` (the GUI is launched by `ui.entry`)."""
+"""Headless entry points: `hw`, `models`, `chat`, `fit`, `recommend`, `runtimes` (the GUI is
+launched by `ui.entry`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import TextIO
 
 from app import __version__
 from app.cli_chat import library_from_settings, registry_from_settings, run_chat
+from app.cli_fit import add_fit_parsers, run_fit, run_recommend
 from app.errors import ExternalFailure, UserFacingError
 from app.hardware import as_dict, probe_hardware, summary_line
 from app.logs import setup_logging
@@ -55,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--api-key", default="", help="OpenAI-compatible API key (default: $OPENAI_API_KEY)"
     )
 
+    add_fit_parsers(sub)
+
     runtimes = sub.add_parser("runtimes", help="the state of each runtime")
     runtimes.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
@@ -73,6 +77,10 @@ def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr)
             return run_chat(args, out, err)
         if args.command == "runtimes":
             return _cmd_runtimes(args, out)
+        if args.command == "fit":
+            return run_fit(args, out, err)
+        if args.command == "recommend":
+            return run_recommend(args, out)
     except UserFacingError as exc:
         print(f"error: {exc.message}", file=err)
         return EXIT_USER_ERROR

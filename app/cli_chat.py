@@ -14,6 +14,7 @@ from app.engine import LoadPlan, ModelHost, gpu_budget_bytes, plan_load
 from app.errors import ExternalFailure, UserFacingError, WorkbenchError
 from app.hardware import probe_hardware
 from app.library import ModelLibrary
+from app.measurements import MeasurementRecorder, MeasurementStore
 from app.paths import app_paths
 from app.runtimes import RuntimeRegistry, ollama_runtime, openai_runtime, registry_for
 from app.settings import Settings
@@ -144,8 +145,12 @@ def _stream_chat(
     if loaded is None:
         raise ExternalFailure("The model was unloaded before the reply started.")
     recorder = None
+    measurements = MeasurementRecorder(None)
     if not args.no_history:
-        service = ConversationService(open_database(app_paths().database))
+        database = open_database(app_paths().database)
+        measurements = MeasurementRecorder(MeasurementStore(database))
+        measurements.loaded(loaded, host.current_sample)
+        service = ConversationService(database)
         conversation = service.create(target.model, target.model_name, target.runtime_key)
         service.add_user_message(conversation.id, args.prompt)
         recorder = service.start_reply(
@@ -162,6 +167,7 @@ def _stream_chat(
             elif isinstance(event, Done):
                 if recorder is not None:
                     recorder.finish(event.stats)
+                measurements.generated(loaded, event.stats)
                 _print_stats(event, loaded.info.load_time_s, err)
     except KeyboardInterrupt:
         cancel.cancel()

@@ -222,7 +222,8 @@ def _max_context(
     def ok(ctx: int) -> bool:
         if verdict in ("full_gpu", "cpu_only"):
             return _fits(budget, memory(layers, ctx, False))
-        return _fits(budget, memory(0, ctx, False)) or _fits(budget, memory(1, ctx, False))
+        # partial: some placement (the estimator's own choice, or the asked-for layers) fits
+        return _fits(budget, _place(shape, budget, request, lambda k: memory(k, ctx, False))[1])
 
     low, high = 0, top // 256
     while low < high:

@@ -9,7 +9,9 @@ dry run (`runtimes.llamacpp.dryrun`) in tests/integration/test_fit_dryrun.py:
 - Compute buffer: the worst-case graph of one micro-batch, the larger of the logits phase
   `4·n_ubatch·(n_vocab + 2·n_embd)` and the attention phase
   `4·n_ubatch·(cells·(n_head + masks) + n_ff + 3·n_embd)` (flash attention: `cells·masks`;
-  masks = 2 with sliding-window layers, else 1; MLA adds its latent heads); against
+  masks = 2 with sliding-window layers, else 1; MLA adds its latent heads), and the
+  feed-forward phase `4·n_ubatch·(3·n_ff + 4·n_embd)` (+ the f16 mask `2·cells·n_ubatch` with
+  flash attention), which dominates small-vocabulary models such as Mistral Large; against
   llama.cpp's own reservations it is exact for the logits phase and within a few percent for
   the attention phase (tests/integration/test_fit_dryrun.py).
 - Output buffer: the logits of one token, `4·n_vocab` bytes.
@@ -91,11 +93,20 @@ def attention_phase_bytes(shape: ModelShape, n_ctx: int, request: FitRequest) ->
     return 4 * request.n_ubatch * per_token
 
 
+def ffn_phase_bytes(shape: ModelShape, n_ctx: int, request: FitRequest) -> int:
+    """Compute-buffer peak in the feed-forward block: gate, up and their product
+    (`3 · n_ff`) beside the residual stream and norms (`4 · n_embd`), per token of the
+    micro-batch; with flash attention the f16 mask (`2 · cells` bytes a token) stays live."""
+    mask = 2 * pad_cells(n_ctx) * request.n_ubatch if request.flash_attn else 0
+    return 4 * request.n_ubatch * (3 * shape.n_ff + 4 * shape.n_embd) + mask
+
+
 def compute_bytes_formula(shape: ModelShape, n_ctx: int, request: FitRequest) -> int:
     """llama.cpp's compute buffer for one sequence, by formula."""
     return max(
         logits_phase_bytes(shape, request.n_ubatch),
         attention_phase_bytes(shape, n_ctx, request),
+        ffn_phase_bytes(shape, n_ctx, request),
     )
 
 
@@ -168,7 +179,6 @@ def breakdown(
             kv_total = measured.kv_bytes
     weights = shape.weights_bytes
     repack = sum(shape.layer_repack_bytes[:first_gpu]) if cpu_repack else 0
-    weights += repack
     weights_gpu = sum(shape.layer_bytes[first_gpu:]) if on_gpu else 0
     if full:
         weights_gpu += shape.output_bytes
@@ -228,5 +238,9 @@ def resident_cpu_bytes(
     """
     weights = sum(shape.layer_bytes) + shape.output_bytes
     written_logits = 4 * (shape.n_vocab + 2 * request.n_ubatch * shape.n_embd)
-    compute = max(written_logits, attention_phase_bytes(shape, n_ctx, request))
+    compute = max(
+        written_logits,
+        attention_phase_bytes(shape, n_ctx, request),
+        ffn_phase_bytes(shape, n_ctx, request),
+    )
     return process_base + weights + kv_bytes + compute + extra_bytes

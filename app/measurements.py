@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 from sqlalchemy import select
 
+from app.errors import DatabaseUnavailable
 from app.fit_types import FitRequest, MemoryBreakdown
 from app.speed import Calibration
 from app.store import Database, LoadMeasurement
@@ -204,3 +205,127 @@ def request_for(options: LoadOptions) -> FitRequest:
         n_gpu_layers=options.n_gpu_layers,
         n_ubatch=min(options.n_batch, 512),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSample:
+    """What one finished load measured and what had been predicted for it.
+
+    Attributes:
+        path: the model file.
+        backend: the engine's backend ("CPU", "Metal", "CUDA").
+        options: the options it was loaded with (as really applied where known).
+        load_seconds: from spawn to ready.
+        prediction: the estimator's figures for this placement (formulas).
+        memory: the worker process's memory right after loading (None: not readable).
+        pid: the worker process (None for engines without one here).
+    """
+
+    path: str
+    backend: str
+    options: LoadOptions
+    load_seconds: float
+    prediction: Prediction
+    memory: ProcessMemory | None
+    pid: int | None
+
+
+def sample_load(
+    path: str | os.PathLike[str],
+    options: LoadOptions,
+    backend: str,
+    load_seconds: float,
+    pid: int | None,
+) -> LoadSample | None:
+    """Measure a load that just finished and predict it; None when the file is unreadable.
+
+    Runs on the loading thread (it reads the header and /proc); never raises.
+    """
+    from app.fit_memory import breakdown
+    from app.model_shape import ModelShape
+    from app.speed import bytes_per_token
+    from runtimes.errors import WorkbenchError
+    from runtimes.gguf_header import read_header
+
+    try:
+        shape = ModelShape.from_header(read_header(path))
+    except (WorkbenchError, ValueError, OSError) as exc:
+        log.warning("cannot predict the load of %s: %s", path, exc)
+        return None
+    request = request_for(options)
+    n_ctx = options.n_ctx or shape.n_ctx_train or 4096
+    layers = shape.n_layers + 1 if options.n_gpu_layers < 0 else options.n_gpu_layers
+    memory = breakdown(shape, n_ctx, request, layers, backend)
+    gpu, host = bytes_per_token(shape, n_ctx, request, layers)
+    active = shape.parameter_count
+    if shape.is_moe and shape.weights_bytes:
+        active = int(active * shape.active_bytes_per_token / shape.weights_bytes)
+    measured = None
+    if pid is not None:
+        try:
+            measured = process_memory(pid)
+        except psutil.Error as exc:
+            log.warning("cannot read the memory of worker %s: %s", pid, exc)
+    return LoadSample(
+        path=os.fspath(path),
+        backend=backend,
+        options=options,
+        load_seconds=load_seconds,
+        prediction=Prediction(memory, gpu + host, active),
+        memory=measured,
+        pid=pid,
+    )
+
+
+class MeasurementRecorder:
+    """Writes load samples and generation figures on the GUI (or CLI) thread.
+
+    A measurement that cannot be written (database locked or full) is logged and dropped:
+    it is a statistic, not the user's data.
+
+    Args:
+        store: where to write; None records nothing.
+    """
+
+    def __init__(self, store: MeasurementStore | None) -> None:
+        self._store = store
+        self._rows: dict[int, tuple[int, int | None]] = {}  # id(model) -> (row, pid)
+
+    def loaded(self, model: object, sample: LoadSample | None) -> None:
+        """Record a finished load of `model` (the `LoadedModel` object)."""
+        if self._store is None or sample is None:
+            return
+        try:
+            row = self._store.record_load(
+                sample.path,
+                sample.backend,
+                sample.options,
+                sample.load_seconds,
+                sample.prediction,
+                sample.memory,
+            )
+        except (DatabaseUnavailable, OSError) as exc:
+            log.warning("load measurement not saved: %s", exc)
+            return
+        self._rows[id(model)] = (row, sample.pid)
+
+    def generated(self, model: object, stats: GenerationStats) -> None:
+        """Add a finished generation's figures and the worker's peak memory."""
+        found = self._rows.get(id(model))
+        if self._store is None or found is None:
+            return
+        row, pid = found
+        measured = None
+        if pid is not None:
+            try:
+                measured = process_memory(pid)
+            except psutil.Error:
+                measured = None
+        try:
+            self._store.record_generation(row, stats, measured)
+        except DatabaseUnavailable as exc:
+            log.warning("generation measurement not saved: %s", exc)
+
+    def forget(self, model: object) -> None:
+        """Stop following an unloaded model."""
+        self._rows.pop(id(model), None)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.errors import ModelNotLoaded
+from app.measurements import LoadSample, sample_load
 from app.memory import (
     MARGIN_BYTES,
     NO_LOCAL_MEMORY,
@@ -64,6 +65,7 @@ class LoadedEntry:
     keep_warm: bool
     keep_alive_s: float | None
     estimated_bytes: int
+    sample: LoadSample | None = None
 
     def idle_expired(self, now: float) -> bool:
         """Whether it has been idle past its keep-alive (and is not kept warm)."""
@@ -179,12 +181,22 @@ class ModelHost:
         with self._lock:
             self._check_fits(path, plan, estimate)
             self._reserved[ticket] = estimate.total_bytes
+        started = time.perf_counter()
         try:
             log.info("loading %s as %s (%s)", path, key, plan.explanation)
             model = self._runtime.load(str(path), plan.options, on_progress, cancel)
         finally:
             with self._lock:
                 del self._reserved[ticket]
+        sample = None
+        if self._runtime.name == LlamaCppRuntime.name:
+            sample = sample_load(
+                path,
+                plan.options,
+                plan.backend,
+                time.perf_counter() - started,
+                getattr(model, "pid", None),
+            )
         now = self._clock()
         entry = LoadedEntry(
             key=key,
@@ -195,6 +207,7 @@ class ModelHost:
             keep_warm=keep_warm,
             keep_alive_s=plan.options.keep_alive_s,
             estimated_bytes=estimate.total_bytes,
+            sample=sample,
         )
         with self._lock:
             replaced = self._entries.pop(key, None)  # a concurrent load of the same key
@@ -220,6 +233,17 @@ class ModelHost:
         with self._lock:
             entry = self._entries.get(key)
         return entry.model if entry is not None and entry.model.alive else None
+
+    @property
+    def current_sample(self) -> LoadSample | None:
+        """The `load_sample` of the model loaded by `load(path, plan)`."""
+        return self.load_sample(self._current_key)
+
+    def load_sample(self, key: str) -> LoadSample | None:
+        """What the load under `key` measured and had predicted (llama.cpp loads only)."""
+        with self._lock:
+            entry = self._entries.get(key)
+        return entry.sample if entry is not None else None
 
     def loaded(self) -> list[LoadedEntry]:
         """The models loaded and alive, oldest load first."""

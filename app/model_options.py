@@ -37,6 +37,11 @@ class ModelOptionsStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
+    @property
+    def database(self) -> Database:
+        """The database the options live in (other per-model records share it)."""
+        return self._db
+
     def get(self, model_key: str) -> LoadOptions | None:
         """The options saved for `model_key`; None when none were ever saved."""
         with self._db.session() as session:

@@ -9,7 +9,6 @@ quantizations gets (full GPU, else partial, else CPU) with headroom.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 
 from app.catalog import CatalogModel, CatalogQuant, load_catalog
@@ -59,9 +58,16 @@ def quality_rank(quant: str) -> int:
     return QUALITY_ORDER.index(quant) if quant in QUALITY_ORDER else len(QUALITY_ORDER)
 
 
-@functools.lru_cache(maxsize=512)
+_SHAPES: dict[tuple[str, str, int], ModelShape] = {}
+
+
 def _shape_cached(model: CatalogModel, quant: str) -> ModelShape:
-    return shape_for_quant(model, quant)
+    """`shape_for_quant`, remembered per model id, quantization and architecture."""
+    key = (model.id, quant, hash(tuple(sorted(model.arch.items()))))
+    shape = _SHAPES.get(key)
+    if shape is None:
+        shape = _SHAPES[key] = shape_for_quant(model, quant)
+    return shape
 
 
 def shape_for_quant(model: CatalogModel, quant: str) -> ModelShape:

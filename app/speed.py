@@ -108,7 +108,7 @@ def estimate_speed(
     calibration = calibration or Calibration()
     if file_key and file_key in calibration.file_speeds:
         decode, prompt = calibration.file_speeds[file_key]
-        return SpeedEstimate(decode, prompt, "measured", "measured on this machine")
+        return SpeedEstimate(decode, prompt, "measured", "runs of this file on this machine")
     gpu_bytes, host_bytes = bytes_per_token(shape, n_ctx, request, gpu_layers)
     gpu_bw = gpu_bandwidth(profile) if gpu_bytes and backend != "CPU" else None
     runs = calibration.effective_bandwidth.get(backend, [])

@@ -59,6 +59,7 @@ class ChatController(QObject):
         self._generation: WorkerThread | None = None
         self._model_name = ""
         self._model_path = ""
+        self._generating: LoadedModel | None = None
         # Fallback (per conversation): the note of a retry in progress, the interrupted reply
         # it replaces (left out of the retried history), and a retry waiting for its thread.
         self._fallback_note = ""
@@ -173,6 +174,7 @@ class ChatController(QObject):
             worker.failed.connect(self._on_worker_failed)
             worker.finished.connect(self._on_worker_finished)
 
+        self._generating = model
         self._generation = start_worker(worker, connect, self)
         self._timer.start()
 
@@ -229,6 +231,8 @@ class ChatController(QObject):
                 self._recorder.finish(stats)
             except DatabaseUnavailable as exc:
                 self._keep_unsaved(self._recorder, exc)
+        if self._generating is not None:
+            self.models.measurements.generated(self._generating, stats)
         line = metrics_line(stats, self._model_name)
         self.view.end_reply(f"{line} · {self._fallback_note}" if self._fallback_note else line)
         self.speed_measured.emit(f"{stats.decode_tps:.1f} tok/s")

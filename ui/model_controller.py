@@ -29,6 +29,7 @@ from app.engine import DEFAULT_CONTEXT, LoadPlan, ModelHost, gpu_budget_bytes, p
 from app.errors import LoadCancelled, ModelNotLoaded, UserFacingError, WorkbenchError
 from app.hardware import HardwareProfile
 from app.library import LocalModel, ModelLibrary
+from app.measurements import MeasurementRecorder, MeasurementStore
 from app.model_options import ModelOptionsStore, model_key
 from app.runtimes import RuntimeRegistry
 from runtimes.base import LoadedModel, LoadOptions
@@ -134,6 +135,9 @@ class ModelController(QObject):
         self.hosts: dict[str, ModelHost] = {"llamacpp": host}
         self.registry = registry
         self.options = options
+        self.measurements = MeasurementRecorder(
+            MeasurementStore(options.database) if options is not None else None
+        )
         self.picker = picker
         self.hardware: HardwareProfile | None = None
         self.reply_running: Callable[[], bool] = lambda: False
@@ -450,6 +454,7 @@ class ModelController(QObject):
         self._summaries[key] = describe_load(model)
         self._unload_reasons.pop(key, None)
         self._serving = self._loading_choice
+        self.measurements.loaded(model, self.host_for(self._loading_choice).load_sample(key))
         log.info("loaded %s: %s", key, describe_load(model))
         self.refresh_state()
         self.model_loaded.emit(model)
