@@ -64,12 +64,15 @@ def _local_target(args: argparse.Namespace) -> ChatTarget:
     library = library_from_settings()
     model = library.find(args.model)
     gpu_build = wheel_backend() in ("Metal", "CUDA")
+    profile = probe_hardware() if gpu_build else None
     plan = plan_load(
         model.context_length or 0,
         n_ctx=args.ctx,
         file_size=model.size_bytes,
         n_layers=library.metadata(model).block_count or 0,
-        gpu_budget=gpu_budget_bytes(probe_hardware()) if gpu_build else None,
+        gpu_budget=gpu_budget_bytes(profile),
+        path=str(model.path),
+        profile=profile,
     )
     runtime = registry_from_settings().get("llamacpp")
     return ChatTarget(runtime, "llamacpp", str(model.path), model.name, plan)

@@ -75,6 +75,31 @@ def _gpu_layers(file_size: int, n_layers: int, budget: int | None) -> tuple[int,
     )
 
 
+def _fitted_layers(
+    path: str | None, profile: HardwareProfile | None, backend: str, n_ctx: int
+) -> tuple[int, str] | None:
+    """GPU layers from the fit estimator (formulas, no dry run: planning runs on the GUI
+    thread); None when there is no file or hardware to judge."""
+    if path is None or profile is None:
+        return None
+    from app.fit_service import fit_file
+    from app.fit_types import FitRequest
+
+    verdict = fit_file(path, profile, FitRequest(n_ctx=n_ctx), use_dry_run=False, backend=backend)
+    memory, budget = verdict.memory, verdict.budget_bytes
+    if verdict.verdict == "unknown" or memory is None:
+        return None
+    if verdict.verdict == "full_gpu":
+        need = f"{memory.gpu_bytes / GIB:.1f} of {(budget or 0) / GIB:.1f} GiB"
+        return -1, f"all layers on the GPU (needs {need})"
+    if verdict.verdict == "partial":
+        return verdict.gpu_layers, (
+            f"{verdict.gpu_layers}/{verdict.n_layers + 1} layers on the GPU "
+            f"({memory.gpu_bytes / GIB:.1f} of {(budget or 0) / GIB:.1f} GiB)"
+        )
+    return 0, f"CPU only: {verdict.explanation}"
+
+
 def plan_load(
     context_length: int,
     backend: str | None = None,
@@ -85,6 +110,8 @@ def plan_load(
     n_layers: int = 0,
     gpu_budget: int | None = None,
     saved: LoadOptions | None = None,
+    path: str | None = None,
+    profile: HardwareProfile | None = None,
 ) -> LoadPlan:
     """Choose threads, GPU offload and context for a model.
 
@@ -103,6 +130,10 @@ def plan_load(
         gpu_budget: bytes the GPU can hold (see `gpu_budget_bytes`); None when unknown.
         saved: the options the user saved for this model (`ModelOptionsStore`): used as
             they are, except that the context is capped at the trained length.
+        path: the model file; with `profile`, a GPU build places layers by the fit
+            estimator (`app.fit`: exact weights per layer, KV cache, compute buffers, GPU
+            overhead against the Metal limit or free VRAM) instead of the simple rule.
+        profile: the probed hardware.
     """
     backend = backend or wheel_backend()
     threads = threads or default_threads()
@@ -110,7 +141,10 @@ def plan_load(
     if saved is not None:
         return _saved_plan(saved, backend, threads, context_length, budget)
     ctx = min(n_ctx, context_length) if context_length > 0 else n_ctx
-    if backend in ("Metal", "CUDA"):
+    fitted = _fitted_layers(path, profile, backend, ctx) if backend in ("Metal", "CUDA") else None
+    if fitted is not None:
+        gpu_layers, where = fitted
+    elif backend in ("Metal", "CUDA"):
         gpu_layers, where = _gpu_layers(file_size, n_layers, gpu_budget)
     else:
         gpu_layers, where = 0, "CPU only"

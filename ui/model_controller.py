@@ -246,6 +246,8 @@ class ModelController(QObject):
             n_layers=self._layers(model),
             gpu_budget=gpu_budget_bytes(self.hardware),
             saved=saved,
+            path=model_id if model is not None else None,
+            profile=self.hardware,
         )
 
     @Slot()

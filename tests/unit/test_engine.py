@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from types import SimpleNamespace
 
+from app.catalog import find_model, load_catalog
 from app.engine import GIB, gpu_budget_bytes, plan_load
+from app.fit_service import fit_file
+from app.fit_types import FitRequest
+from app.hardware import GPU, CPUInfo, HardwareProfile, MemoryInfo, OSInfo
+from app.synth_gguf import ArchConfig, write_sparse_gguf
 from runtimes.base import LoadOptions
 
 MODEL_4GB = 4 * GIB
@@ -102,3 +108,47 @@ def test_saved_defaults_on_a_cpu_build_explain_briefly() -> None:
     plan = plan_load(0, backend="CPU", threads=2, saved=LoadOptions(n_threads=1))
     assert plan.options == LoadOptions(n_threads=1)
     assert plan.explanation == "CPU build · saved options · CPU only · 1 thread · context 4096"
+
+
+def _cuda_box(free_vram_gib: float) -> HardwareProfile:
+    return HardwareProfile(
+        os=OSInfo("Linux", "6.8", "x86_64"),
+        cpu=CPUInfo("AMD Ryzen 9 7950X", 16, 16, 0, 32, ("AVX2",)),
+        memory=MemoryInfo(128 * GIB, 120 * GIB, 0, 0),
+        gpus=(
+            GPU(
+                "NVIDIA",
+                "NVIDIA GeForce RTX 4090",
+                24 * GIB,
+                int(free_vram_gib * GIB),
+                "550",
+                "8.9",
+                "nvml",
+            ),
+        ),
+    )
+
+
+def test_gpu_plan_places_layers_by_the_fit_estimator(tmp_path: Path) -> None:
+    """A 70B Q4_K_M header on a 24 GB card: the estimator's partial offload, not a ratio."""
+    config = ArchConfig.from_dict(find_model(load_catalog(), "llama-3.3-70b-instruct").arch)  # type: ignore[union-attr]
+    path = write_sparse_gguf(config, "Q4_K_M", tmp_path / "llama-70b-Q4_K_M.gguf")
+    plan = plan_load(
+        131072, backend="CUDA", threads=16, n_ctx=8192, path=str(path), profile=_cuda_box(23)
+    )
+    verdict = fit_file(
+        path, _cuda_box(23), FitRequest(n_ctx=8192), use_dry_run=False, backend="CUDA"
+    )
+    assert verdict.verdict == "partial"
+    assert plan.options.n_gpu_layers == verdict.gpu_layers
+    assert 35 <= plan.options.n_gpu_layers <= 45  # reference/fit.md §2.9: about 42
+    assert f"{verdict.gpu_layers}/81 layers on the GPU" in plan.explanation
+
+
+def test_gpu_plan_offloads_all_of_a_small_model_by_the_estimator(smollm2_path: Path) -> None:
+    plan = plan_load(
+        8192, backend="CUDA", threads=16, path=str(smollm2_path), profile=_cuda_box(20)
+    )
+    assert plan.options.n_gpu_layers == -1
+    assert "all layers on the GPU (needs 0." in plan.explanation
+    assert "of 20.0 GiB" in plan.explanation
