@@ -142,7 +142,8 @@ def fit_shape(
         memory=mem,
         budget_bytes=limit,
         headroom_bytes=headroom,
-        tight=verdict != "wont_fit"
+        # a partial offload fills the GPU up to the margin by design: not "tight"
+        tight=verdict in ("full_gpu", "cpu_only")
         and limit is not None
         and headroom is not None
         and headroom < TIGHT_HEADROOM * limit,

@@ -142,7 +142,8 @@ class FitVerdict:
         budget_bytes: the memory checked against: the GPU budget (Metal working set or
             free VRAM) for GPU verdicts, available RAM for CPU ones; None when unknown.
         headroom_bytes: budget minus need (negative when it does not fit).
-        tight: fits with less than 10 % of the budget left.
+        tight: fits with less than 10 % of the budget left (full GPU or CPU only; a partial
+            offload fills the GPU up to the margin by design).
         speed: expected speed; None when unknown.
         explanation: the verdict in one line, with numbers ("needs 42.1 GB: 39.6 weights
             + 2.5 KV at 8k; GPU limit 48.0 GB; 5.9 GB headroom").

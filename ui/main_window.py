@@ -19,24 +19,37 @@ from PySide6.QtWidgets import (
 
 from app import __version__
 from app.chat import ConversationService
-from app.engine import ModelHost
+from app.engine import DEFAULT_CONTEXT, ModelHost
 from app.errors import LoadCancelled, UserFacingError, WorkbenchError
+from app.fit_service import fit_file
+from app.fit_types import FitRequest, FitVerdict, Recommendation
 from app.gguf import read_model_metadata
 from app.hardware import HardwareProfile, summary_line
 from app.library import ModelLibrary
+from app.measurements import MeasurementStore
 from app.model_options import ModelOptionsStore
 from app.paths import AppPaths
+from app.recommend import recommend
 from app.runtimes import RuntimeEntry, RuntimeRegistry
 from app.settings import Settings
+from app.speed import Calibration
 from app.store import Database
 from runtimes.base import RemoteModel
 from ui.chat_controller import ChatController
 from ui.chat_view import ChatView
 from ui.conversation_list import ConversationList
+from ui.machine_page import FitFn, MachinePage, RecommendFn
 from ui.model_controller import ModelController
 from ui.model_picker import ModelPicker
 from ui.runtimes_page import RuntimesPage
-from ui.workers import HardwareWorker, ServerModelsWorker, WorkerThread, start_worker, wait_all
+from ui.workers import (
+    FitWorker,
+    HardwareWorker,
+    ServerModelsWorker,
+    WorkerThread,
+    start_worker,
+    wait_all,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +101,9 @@ class MainWindow(QMainWindow):
         self.hardware: HardwareProfile | None = None
         self._hardware_probe: WorkerThread | None = None
         self.runtimes_page: RuntimesPage | None = None
+        self.machine_page: MachinePage | None = None
         self._discovery: list[WorkerThread] = []
+        self._fit_checks: list[WorkerThread] = []
         self._build_toolbar()
         self._build_menus()
         self._connect()
@@ -131,7 +146,10 @@ class MainWindow(QMainWindow):
         view_menu = self.menuBar().addMenu("&View")
         self.runtimes_action = QAction("&Runtimes…", self)
         self.runtimes_action.triggered.connect(self._on_runtimes_action_triggered)
-        view_menu.addAction(self.runtimes_action)
+        self.machine_action = QAction("This &Machine…", self)
+        self.machine_action.setShortcut(QKeySequence("Ctrl+Shift+M"))
+        self.machine_action.triggered.connect(self._on_machine_action_triggered)
+        view_menu.addActions([self.machine_action, self.runtimes_action])
         help_menu = self.menuBar().addMenu("&Help")
         about = QAction("&About LLM Workbench", self)
         about.setMenuRole(QAction.MenuRole.AboutRole)
@@ -186,6 +204,24 @@ class MainWindow(QMainWindow):
         log.info("no models from %s: %s", key, reason)
         self.picker.set_server_models(key, key, [])
 
+    def start_fit_check(self) -> None:
+        """Judge the local models for this machine on a worker thread (llama.cpp dry runs);
+        the picker shows each one's fit badge when done. Needs the hardware probe."""
+        if self.hardware is None:
+            return
+        paths = [str(m.path) for m in self.services.library.scan() if not m.problem]
+        worker = FitWorker(paths, self.hardware, DEFAULT_CONTEXT)
+
+        def connect() -> None:
+            worker.fitted.connect(self._on_fit_worker_fitted)
+
+        self._fit_checks = [t for t in self._fit_checks if t.running()]
+        self._fit_checks.append(start_worker(worker, connect, self))
+
+    @Slot(object)
+    def _on_fit_worker_fitted(self, verdicts: dict[str, FitVerdict]) -> None:
+        self.picker.set_fits(verdicts)
+
     def refresh_models(self) -> None:
         """Rescan the local models and refill the picker."""
         models = self.services.library.scan()
@@ -196,6 +232,7 @@ class MainWindow(QMainWindow):
                 "No local models yet. Run ./workbench.sh to install the demo model, "
                 "or open a .gguf file (File ▸ Open GGUF File…)."
             )
+        self.start_fit_check()
 
     @Slot()
     def refresh_conversations(self) -> None:
@@ -300,6 +337,9 @@ class MainWindow(QMainWindow):
         self.hardware = profile
         self.models.hardware = profile
         self.hardware_label.setText(summary_line(profile))
+        if self.machine_page is not None:
+            self.machine_page.set_profile(profile, *self._estimators(profile))
+        self.start_fit_check()
 
     @Slot()
     def _on_runtimes_action_triggered(self) -> None:
@@ -316,6 +356,35 @@ class MainWindow(QMainWindow):
         self.runtimes_page.raise_()
         self.runtimes_page.check_all()
         return self.runtimes_page
+
+    @Slot()
+    def _on_machine_action_triggered(self) -> None:
+        self.show_machine()
+
+    def show_machine(self) -> MachinePage:
+        """Open (or raise) the This Machine page; it shows "Probing hardware…" until the
+        probe is done."""
+        if self.machine_page is None:
+            fns = self._estimators(self.hardware) if self.hardware is not None else (None, None)
+            self.machine_page = MachinePage(self.hardware, *fns)
+            self.machine_page.resize(1120, 820)
+        self.machine_page.show()
+        self.machine_page.raise_()
+        return self.machine_page
+
+    def _estimators(self, profile: HardwareProfile) -> tuple[RecommendFn, FitFn]:
+        local = {m.path.name: str(m.path) for m in self.services.library.scan()}
+        return _estimators(profile, local, self._calibration())
+
+    def _calibration(self) -> Calibration | None:
+        """This machine's measured runs (for measured / calibrated speeds), if readable."""
+        if self.services.database is None:
+            return None
+        try:
+            return MeasurementStore(self.services.database).calibration()
+        except WorkbenchError as exc:
+            log.warning("measured runs not read: %s", exc)
+            return None
 
     @Slot(object)
     def _on_runtimes_page_registry_changed(self, registry: RuntimeRegistry) -> None:
@@ -385,7 +454,26 @@ class MainWindow(QMainWindow):
             if self._hardware_probe is not None and not self._hardware_probe.wait(8000):
                 log.error("the hardware probe did not end in time")
             wait_all(self._discovery, 5000)
+            wait_all(self._fit_checks, 10_000)
             if self.runtimes_page is not None:
                 self.runtimes_page.wait_for_checks()
                 self.runtimes_page.close()
+            if self.machine_page is not None:
+                self.machine_page.wait_for_workers()
+                self.machine_page.close()
         super().closeEvent(event)
+
+
+def _estimators(
+    profile: HardwareProfile, local_files: dict[str, str], calibration: Calibration | None
+) -> tuple[RecommendFn, FitFn]:
+    """The recommendation and file-fit estimators bound to one probed profile, the model
+    files already here (file name -> path) and this machine's measured runs."""
+
+    def recommend_here(request: FitRequest) -> tuple[Recommendation, ...]:
+        return recommend(profile, request, local_files=local_files, calibration=calibration)
+
+    def fit_here(path: str, request: FitRequest) -> FitVerdict:
+        return fit_file(path, profile, request, calibration=calibration)
+
+    return recommend_here, fit_here

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
+from app.fit_types import FitVerdict
 from app.library import LocalModel
 from runtimes.base import RemoteModel
 
@@ -31,6 +32,15 @@ def _format_size(size_bytes: int) -> str:
     if size_bytes >= 1e9:
         return f"{size_bytes / 1e9:.1f} GB"
     return f"{size_bytes / 1e6:.0f} MB"
+
+
+def fit_summary(verdict: FitVerdict) -> str:
+    """The verdict's numbers in plain text: the explanation and the speed."""
+    lines = [f"{verdict.badge}: {verdict.explanation}"]
+    speed = verdict.speed
+    if verdict.verdict != "wont_fit" and speed is not None and speed.decode_tokens_per_second:
+        lines.append(f"~{speed.decode_tokens_per_second:.0f} tok/s ({speed.basis}; {speed.detail})")
+    return "\n".join(lines)
 
 
 class ModelPicker(QWidget):
@@ -84,6 +94,7 @@ class ModelPicker(QWidget):
         self._loading = False
         self._local: list[LocalModel] = []
         self._servers: dict[str, tuple[str, list[RemoteModel]]] = {}
+        self._fits: dict[str, FitVerdict] = {}
 
     def set_models(self, models: Sequence[LocalModel], selected_path: str) -> None:
         """Fill the local part of the list; keeps `selected_path` selected when it is there."""
@@ -100,6 +111,15 @@ class ModelPicker(QWidget):
             self._servers.pop(runtime_key, None)
         self._rebuild(self.selected_path())
 
+    def set_fits(self, fits: Mapping[str, FitVerdict]) -> None:
+        """Show each local model's fit badge (path -> verdict), with its numbers on hover."""
+        self._fits.update(fits)
+        self._rebuild(self.selected_path())
+
+    def fit_of(self, path: str) -> FitVerdict | None:
+        """The fit verdict shown for a local model, if any."""
+        return self._fits.get(path)
+
     def clear_server_models(self) -> None:
         """Forget every server's models (their runtimes changed); local models stay."""
         self._servers.clear()
@@ -111,8 +131,12 @@ class ModelPicker(QWidget):
             self.combo.clear()
             for model in self._local:
                 label = f"{model.name}  ·  {_format_size(model.size_bytes)}"
-                self.combo.addItem(label, str(model.path))
                 tip = model.problem or f"{model.path}\n{model.source}"
+                verdict = self._fits.get(str(model.path))
+                if verdict is not None:
+                    label += f"  ·  {verdict.badge}"
+                    tip += f"\n\n{fit_summary(verdict)}"
+                self.combo.addItem(label, str(model.path))
                 self.combo.setItemData(self.combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
             for key, (server_label, remote) in sorted(self._servers.items()):
                 self.combo.insertSeparator(self.combo.count())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -16,6 +16,8 @@ from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 from app.engine import LoadPlan, ModelHost
 from app.errors import WorkbenchError
+from app.fit_service import fit_file
+from app.fit_types import FitRequest
 from app.hardware import HardwareProfile, probe_hardware
 from app.runtimes import RuntimeRegistry
 from runtimes.base import (
@@ -130,6 +132,35 @@ class HardwareWorker(QObject):
         try:
             profile: HardwareProfile = probe_hardware(self._models_dir)
             self.probed.emit(profile)
+        finally:
+            self.finished.emit()
+
+
+class FitWorker(QObject):
+    """Judges local model files for this machine (llama.cpp dry runs) off the GUI thread.
+
+    Signals:
+        fitted(object): {path: FitVerdict} for every file, once all are judged.
+        finished(): always last.
+    """
+
+    fitted = Signal(object)
+    finished = Signal()
+
+    def __init__(self, paths: Sequence[str], profile: HardwareProfile, n_ctx: int) -> None:
+        super().__init__()
+        self._paths = list(paths)
+        self._profile = profile
+        self._n_ctx = n_ctx
+
+    @Slot()
+    def run(self) -> None:
+        """Judge each file (`fit_file` never raises); emit the verdicts together."""
+        try:
+            verdicts = {}
+            for path in self._paths:
+                verdicts[path] = fit_file(path, self._profile, FitRequest(n_ctx=self._n_ctx))
+            self.fitted.emit(verdicts)
         finally:
             self.finished.emit()
 
