@@ -9,11 +9,13 @@ measured speed of each file, so the UI can say which figures are measured.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import psutil
 from sqlalchemy import select
@@ -52,6 +54,36 @@ def process_memory(pid: int) -> ProcessMemory:
     """
     rss = int(psutil.Process(pid).memory_info().rss)
     return ProcessMemory(rss, _vm_hwm(pid))
+
+
+def gpu_memory_of(pid: int, nvml: ModuleType | None = None) -> int | None:
+    """NVIDIA GPU memory process `pid` holds, summed over GPUs (NVML's per-process figure);
+    None where NVML is missing or does not list the process (Metal has no such figure)."""
+    if nvml is None:
+        try:
+            import pynvml
+        except ImportError:
+            return None
+        nvml = pynvml
+    error_type: type[BaseException] = getattr(nvml, "NVMLError", OSError)
+    try:
+        nvml.nvmlInit()
+    except (error_type, OSError):
+        return None
+    try:
+        total, found = 0, False
+        for index in range(int(nvml.nvmlDeviceGetCount())):
+            handle = nvml.nvmlDeviceGetHandleByIndex(index)
+            for process in nvml.nvmlDeviceGetComputeRunningProcesses(handle):
+                used = getattr(process, "usedGpuMemory", None)
+                if getattr(process, "pid", None) == pid and used is not None:
+                    total, found = total + int(used), True
+        return total if found else None
+    except (error_type, OSError):
+        return None
+    finally:
+        with contextlib.suppress(error_type, OSError):
+            nvml.nvmlShutdown()
 
 
 def _vm_hwm(pid: int) -> int | None:
@@ -141,7 +173,11 @@ class MeasurementStore:
             return int(row.id)
 
     def record_generation(
-        self, row_id: int, stats: GenerationStats, measured: ProcessMemory | None
+        self,
+        row_id: int,
+        stats: GenerationStats,
+        measured: ProcessMemory | None,
+        gpu_bytes: int | None = None,
     ) -> None:
         """Add a generation's speeds and the process's peak memory to load `row_id`.
 
@@ -161,6 +197,8 @@ class MeasurementStore:
             if measured is not None:
                 peak = measured.peak_rss_bytes or measured.rss_bytes
                 row.peak_rss_bytes = max(peak, row.peak_rss_bytes or 0)
+            if gpu_bytes is not None:
+                row.gpu_bytes = max(gpu_bytes, row.gpu_bytes or 0)
             row.updated_at = utc_now()
 
     def rows(self, key: str | None = None) -> list[LoadMeasurement]:
@@ -219,6 +257,7 @@ class LoadSample:
         prediction: the estimator's figures for this placement (formulas).
         memory: the worker process's memory right after loading (None: not readable).
         pid: the worker process (None for engines without one here).
+        gpu_bytes: NVIDIA GPU memory the worker holds (NVML); None elsewhere.
     """
 
     path: str
@@ -228,6 +267,7 @@ class LoadSample:
     prediction: Prediction
     memory: ProcessMemory | None
     pid: int | None
+    gpu_bytes: int | None = None
 
 
 def sample_load(
@@ -274,6 +314,7 @@ def sample_load(
         prediction=Prediction(memory, gpu + host, active),
         memory=measured,
         pid=pid,
+        gpu_bytes=gpu_memory_of(pid) if pid is not None and backend == "CUDA" else None,
     )
 
 
@@ -289,7 +330,7 @@ class MeasurementRecorder:
 
     def __init__(self, store: MeasurementStore | None) -> None:
         self._store = store
-        self._rows: dict[int, tuple[int, int | None]] = {}  # id(model) -> (row, pid)
+        self._rows: dict[int, tuple[int, int | None, bool]] = {}  # id -> (row, pid, on CUDA)
 
     def loaded(self, model: object, sample: LoadSample | None) -> None:
         """Record a finished load of `model` (the `LoadedModel` object)."""
@@ -303,26 +344,28 @@ class MeasurementRecorder:
                 sample.load_seconds,
                 sample.prediction,
                 sample.memory,
+                sample.gpu_bytes,
             )
         except (DatabaseUnavailable, OSError) as exc:
             log.warning("load measurement not saved: %s", exc)
             return
-        self._rows[id(model)] = (row, sample.pid)
+        self._rows[id(model)] = (row, sample.pid, sample.backend == "CUDA")
 
     def generated(self, model: object, stats: GenerationStats) -> None:
         """Add a finished generation's figures and the worker's peak memory."""
         found = self._rows.get(id(model))
         if self._store is None or found is None:
             return
-        row, pid = found
-        measured = None
+        row, pid, cuda = found
+        measured = gpu = None
         if pid is not None:
             try:
                 measured = process_memory(pid)
             except psutil.Error:
                 measured = None
+            gpu = gpu_memory_of(pid) if cuda else None
         try:
-            self._store.record_generation(row, stats, measured)
+            self._store.record_generation(row, stats, measured, gpu)
         except DatabaseUnavailable as exc:
             log.warning("generation measurement not saved: %s", exc)
 

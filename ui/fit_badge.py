@@ -103,6 +103,8 @@ def badge_tooltip(verdict: FitVerdict) -> str:
     ]
     if verdict.n_layers:
         rows.append(("GPU layers", f"{verdict.gpu_layers} of {verdict.n_layers}"))
+    if verdict.max_context:
+        rows.append(("Largest context", f"{_context(verdict.max_context)} ({verdict.max_context})"))
     speed = speed_text(verdict)
     if speed:
         rows.append(("Speed", esc(speed)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from PySide6.QtGui import QColor, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import QTableView
@@ -152,3 +154,10 @@ def test_delegate_paints_the_badge_in_a_table_cell(qtbot) -> None:
         for y in range(cell.top(), cell.bottom())
     }
     assert GREEN in colours
+
+
+def test_tooltip_gives_the_largest_context_that_keeps_the_placement() -> None:
+    verdict = dataclasses.replace(make_verdict("full_gpu"), max_context=32768)
+    assert "Largest context" in badge_tooltip(verdict)
+    assert "32k (32768)" in badge_tooltip(verdict)
+    assert "Largest context" not in badge_tooltip(make_verdict("full_gpu"))

@@ -20,6 +20,7 @@ from app.measurements import (
     MeasurementStore,
     Prediction,
     ProcessMemory,
+    gpu_memory_of,
     model_key,
     parse_vm_hwm,
     process_memory,
@@ -139,3 +140,58 @@ def test_a_locked_database_raises_database_unavailable(db: Database, model_file:
         locker.execute("ROLLBACK")
         locker.close()
     assert store.rows() == []
+
+
+class FakeNvml:
+    """NVML as nvidia-ml-py exposes it: two GPUs, a worker on both and another process."""
+
+    class NVMLError(Exception):
+        pass
+
+    def __init__(self, processes: dict[int, list[tuple[int, int | None]]], fail: bool = False):
+        self.processes = processes
+        self.fail = fail
+        self.shut_down = False
+
+    def nvmlInit(self) -> None:
+        if self.fail:
+            raise self.NVMLError("NVML Shared Library Not Found")
+
+    def nvmlShutdown(self) -> None:
+        self.shut_down = True
+
+    def nvmlDeviceGetCount(self) -> int:
+        return len(self.processes)
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> int:
+        return index
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: int) -> list[object]:
+        return [
+            type("Proc", (), {"pid": pid, "usedGpuMemory": used})()
+            for pid, used in self.processes[handle]
+        ]
+
+
+def test_gpu_memory_of_sums_the_process_over_gpus() -> None:
+    nvml = FakeNvml({0: [(42, 3 << 30), (7, 1 << 30)], 1: [(42, 1 << 30)]})
+    assert gpu_memory_of(42, nvml) == 4 << 30  # type: ignore[arg-type]
+    assert nvml.shut_down
+
+
+def test_gpu_memory_of_is_unknown_without_nvml_or_the_process() -> None:
+    assert gpu_memory_of(42, FakeNvml({0: [(7, 1 << 30)]})) is None  # type: ignore[arg-type]
+    assert gpu_memory_of(42, FakeNvml({0: [(42, None)]})) is None  # type: ignore[arg-type]
+    assert gpu_memory_of(42, FakeNvml({}, fail=True)) is None  # type: ignore[arg-type]
+
+
+def test_generation_keeps_the_largest_gpu_reading(db: Database, tmp_path: Path) -> None:
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF" + bytes(60))
+    store = MeasurementStore(db)
+    row = store.record_load(
+        model, "CUDA", LoadOptions(), 1.0, Prediction(None, None, None), None, gpu_bytes=5 << 30
+    )
+    store.record_generation(row, stats(), None, gpu_bytes=6 << 30)
+    store.record_generation(row, stats(), None, gpu_bytes=4 << 30)
+    assert store.rows()[0].gpu_bytes == 6 << 30
