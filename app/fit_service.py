@@ -22,7 +22,7 @@ from app.hardware import HardwareProfile
 from app.model_shape import ModelShape
 from app.speed import Calibration
 from runtimes.errors import WorkbenchError
-from runtimes.gguf_header import GGUFHeader, read_header
+from runtimes.gguf_header import GGUFHeader
 
 log = logging.getLogger(__name__)
 
@@ -128,10 +128,9 @@ def _judge(
 
 
 def _read_local(path: str | os.PathLike[str]) -> GGUFHeader:
-    try:
-        from app.gguf_remote import read_model_header
-    except ImportError:  # pragma: no cover - the split-aware reader ships with app
-        return read_header(path)
+    """The header of a local model; a split model's parts are read and merged."""
+    from app.gguf_remote import read_model_header
+
     return read_model_header(path)
 
 

@@ -240,3 +240,19 @@ def test_apple_checks_the_working_set_limit_and_available_ram() -> None:
     busy = judge(model, mac(64, 48, memory.total_bytes / GIB), "Metal", n_ctx=8192)
     assert busy.verdict == "wont_fit"
     assert busy.budget_bytes == int(memory.total_bytes / GIB * GIB)
+
+
+def test_a_header_with_absurd_counts_is_unknown_with_the_reason(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Bad input is a verdict that says so, never an exception or a guess."""
+    import struct
+
+    from app.fit_service import fit_file
+
+    path = tmp_path / "absurd.gguf"
+    path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 1 << 40, 0) + bytes(64))
+    verdict = fit_file(path, cpu_box(), FitRequest(), use_dry_run=False, backend="CPU")
+    assert verdict.verdict == "unknown"
+    assert verdict.memory is None and verdict.speed is None
+    assert "tensor" in verdict.reason
+    assert verdict.explanation == f"unknown: {verdict.reason}"
+    assert verdict.badge == "?"
