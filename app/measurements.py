@@ -283,7 +283,7 @@ def sample_load(
     """
     from app.fit_memory import breakdown
     from app.model_shape import ModelShape
-    from app.speed import bytes_per_token
+    from app.speed import active_parameters, bytes_per_token
     from runtimes.errors import WorkbenchError
     from runtimes.gguf_header import read_header
 
@@ -297,9 +297,7 @@ def sample_load(
     layers = shape.n_layers + 1 if options.n_gpu_layers < 0 else options.n_gpu_layers
     memory = breakdown(shape, n_ctx, request, layers, backend)
     gpu, host = bytes_per_token(shape, n_ctx, request, layers)
-    active = shape.parameter_count
-    if shape.is_moe and shape.weights_bytes:
-        active = int(active * shape.active_bytes_per_token / shape.weights_bytes)
+    active = active_parameters(shape)
     measured = None
     if pid is not None:
         try:

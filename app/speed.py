@@ -136,7 +136,7 @@ def _prompt_speed(
     shape: ModelShape, backend: str, decode: float | None, calibration: Calibration
 ) -> float | None:
     flops = calibration.prompt_flops.get(backend, [])
-    active = _active_parameters(shape)
+    active = active_parameters(shape)
     if flops and active:
         return statistics.median(flops) / (2 * active)
     if decode is None:
@@ -144,7 +144,8 @@ def _prompt_speed(
     return decode * PROMPT_TO_DECODE.get(backend, 5.0)
 
 
-def _active_parameters(shape: ModelShape) -> int:
+def active_parameters(shape: ModelShape) -> int:
+    """Parameters used per token: all of a dense model, the routed share of an MoE's."""
     if not shape.is_moe or not shape.weights_bytes:
         return shape.parameter_count
     return int(shape.parameter_count * shape.active_bytes_per_token / shape.weights_bytes)

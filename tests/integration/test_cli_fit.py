@@ -7,13 +7,11 @@ loopback HTTP server for a remote header, the shipped catalog.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.integration.test_cli import _cli
 from tests.servers.range_server import Fault, RangeServer, serve_files
 
 pytestmark = pytest.mark.integration
@@ -49,19 +47,6 @@ MEMORY_KEYS = {
     "resident_bytes",
     "source",
 }
-
-
-def _cli(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "LLM_WORKBENCH_HOME": str(home)}
-    return subprocess.run(
-        [sys.executable, "-m", "ui.entry", *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        cwd=Path(__file__).resolve().parents[2],
-    )
 
 
 def test_fit_json_of_a_local_file_has_the_documented_fields(
