@@ -12,6 +12,7 @@ from typing import TextIO
 from app import __version__
 from app.cli_chat import library_from_settings, registry_from_settings, run_chat
 from app.cli_fit import add_fit_parsers, run_fit, run_recommend
+from app.cli_search import add_search_parser, run_search
 from app.errors import ExternalFailure, UserFacingError
 from app.hardware import as_dict, probe_hardware, summary_line
 from app.logs import setup_logging
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     add_fit_parsers(sub)
+    add_search_parser(sub)
 
     runtimes = sub.add_parser("runtimes", help="the state of each runtime")
     runtimes.add_argument("--json", action="store_true", help="machine-readable output")
@@ -81,6 +83,8 @@ def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr)
             return run_fit(args, out, err)
         if args.command == "recommend":
             return run_recommend(args, out)
+        if args.command == "search":
+            return run_search(args, out)
     except UserFacingError as exc:
         print(f"error: {exc.message}", file=err)
         return EXIT_USER_ERROR

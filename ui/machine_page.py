@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import cast
 
 import psutil
-from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QHideEvent, QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -29,7 +29,7 @@ from ui.fit_badge import FitBadge
 from ui.hardware_view import HardwareCard
 from ui.memory_bar import MemoryBar, breakdown_legend, size_text
 from ui.recommend_table import RecommendControls, RecommendTable, context_label
-from ui.workers import WorkerThread, start_worker, wait_all
+from ui.workers import CallWorker, WorkerThread, start_worker, wait_all
 
 log = logging.getLogger(__name__)
 
@@ -38,38 +38,6 @@ MEMORY_REFRESH_MS = 2000
 
 RecommendFn = Callable[[FitRequest], Sequence[Recommendation]]
 FitFn = Callable[[str, FitRequest], FitVerdict]
-
-
-class CallWorker(QObject):
-    """Runs one call off the GUI thread (an estimate can take a second or two).
-
-    Signals:
-        returned(object, object): the tag given and what the call returned.
-        failed(object, str): the tag and what went wrong (logged: it is a bug).
-        finished(): always last.
-    """
-
-    returned = Signal(object, object)
-    failed = Signal(object, str)
-    finished = Signal()
-
-    def __init__(self, call: Callable[[], object], tag: object) -> None:
-        super().__init__()
-        self._call = call
-        self._tag = tag
-
-    @Slot()
-    def run(self) -> None:
-        """Make the call; `returned` or `failed`, then `finished`."""
-        try:
-            result = self._call()
-        except Exception as exc:  # the estimators never raise by contract: a bug
-            log.exception("estimate failed")
-            self.failed.emit(self._tag, f"{type(exc).__name__}: {exc}")
-        else:
-            self.returned.emit(self._tag, result)
-        finally:
-            self.finished.emit()
 
 
 class MachinePage(QWidget):

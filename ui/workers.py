@@ -165,6 +165,41 @@ class FitWorker(QObject):
             self.finished.emit()
 
 
+class CallWorker(QObject):
+    """Runs one call off the GUI thread (an estimate, a Hub request).
+
+    Signals:
+        returned(object, object): the tag given and what the call returned.
+        failed(object, str): the tag and what went wrong: a `WorkbenchError`'s message, or
+            a bug's type and text (then logged with its traceback).
+        finished(): always last.
+    """
+
+    returned = Signal(object, object)
+    failed = Signal(object, str)
+    finished = Signal()
+
+    def __init__(self, call: Callable[[], object], tag: object) -> None:
+        super().__init__()
+        self._call = call
+        self._tag = tag
+
+    @Slot()
+    def run(self) -> None:
+        """Make the call; `returned` or `failed`, then `finished`."""
+        try:
+            result = self._call()
+        except WorkbenchError as exc:  # expected: a network or user problem, said plainly
+            self.failed.emit(self._tag, exc.message)
+        except Exception as exc:
+            log.exception("call failed with a bug")
+            self.failed.emit(self._tag, f"{type(exc).__name__}: {exc}")
+        else:
+            self.returned.emit(self._tag, result)
+        finally:
+            self.finished.emit()
+
+
 class WorkerThread:
     """A worker and its thread. The thread object is owned by the parent given to
     `start_worker` (Qt parent-child), so it stays valid for `running()` and `wait()` as long as
