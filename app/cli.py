@@ -12,6 +12,7 @@ from typing import TextIO
 from app import __version__
 from app.cli_chat import library_from_settings, registry_from_settings, run_chat
 from app.cli_fit import add_fit_parsers, run_fit, run_recommend
+from app.cli_library import add_library_parsers, models_json, run_rm
 from app.cli_search import add_search_parser, run_search
 from app.errors import ExternalFailure, UserFacingError
 from app.hardware import as_dict, probe_hardware, summary_line
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_fit_parsers(sub)
     add_search_parser(sub)
+    add_library_parsers(sub)
 
     runtimes = sub.add_parser("runtimes", help="the state of each runtime")
     runtimes.add_argument("--json", action="store_true", help="machine-readable output")
@@ -85,6 +87,8 @@ def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr)
             return run_recommend(args, out)
         if args.command == "search":
             return run_search(args, out)
+        if args.command == "rm":
+            return run_rm(args, out, err)
     except UserFacingError as exc:
         print(f"error: {exc.message}", file=err)
         return EXIT_USER_ERROR
@@ -110,11 +114,7 @@ def _cmd_hw(args: argparse.Namespace, out: TextIO) -> int:
 def _cmd_models(args: argparse.Namespace, out: TextIO) -> int:
     models = library_from_settings().scan()
     if args.json:
-        rows = [
-            {"name": m.name, "path": str(m.path), "size_bytes": m.size_bytes, "source": m.source}
-            for m in models
-        ]
-        json.dump(rows, out, indent=2, ensure_ascii=False)
+        json.dump(models_json(models), out, indent=2, ensure_ascii=False)
         out.write("\n")
         return 0
     if not models:

@@ -51,8 +51,10 @@ def _settings() -> Settings:
 def library_from_settings() -> ModelLibrary:
     """The local model library, with the files the user opened in the window."""
     paths = app_paths().ensure()
-    extra = [Path(p) for p in _settings().opened_model_files]
-    return ModelLibrary(paths, extra_files=extra)
+    settings = _settings()
+    extra = [Path(p) for p in settings.opened_model_files]
+    folders = tuple(Path(p) for p in settings.model_folders)
+    return ModelLibrary(paths, extra_files=extra, folders=folders)
 
 
 def registry_from_settings() -> RuntimeRegistry:

@@ -140,6 +140,18 @@ class Settings:
         self.opened_model_files = [*self.opened_model_files, path]
 
     @property
+    def model_folders(self) -> list[str]:
+        """Folders the user added to the model library, in the order added."""
+        value = self._data.get("model_folders")
+        if not isinstance(value, list):
+            return []
+        return list(dict.fromkeys(item for item in value if isinstance(item, str) and item))
+
+    @model_folders.setter
+    def model_folders(self, value: Sequence[str]) -> None:
+        self._data["model_folders"] = list(dict.fromkeys(p for p in value if p))
+
+    @property
     def selected_model_path(self) -> str:
         """The model chosen last, "" for none."""
         value = self._data.get("selected_model_path")

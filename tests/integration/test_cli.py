@@ -53,7 +53,19 @@ def test_models_json_lists_the_demo_and_the_models_folder(
     rows = json.loads(_cli(workbench_home, "models", "--json").stdout)
     assert {row["source"] for row in rows} == {"demo", "models-folder"}
     for row in rows:
-        assert set(row) == {"name", "path", "size_bytes", "source"}
+        assert set(row) == {
+            "name",
+            "path",
+            "size_bytes",
+            "source",
+            "repo",
+            "owned",
+            "architecture",
+            "parameters",
+            "quant",
+            "context_length",
+            "problem",
+        }
         assert row["size_bytes"] == smollm2_path.stat().st_size
         assert Path(row["path"]).is_file()
 

@@ -31,6 +31,14 @@ def write_gguf(path: Path, *, name: str = "Tiny Llama", file_type: int = 15) -> 
     return path
 
 
+@pytest.fixture(autouse=True)
+def no_user_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point $HOME and the tools' variables at empty folders: never read the real ones."""
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "user" / "hf"))
+    monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "user" / "ollama"))
+
+
 @pytest.fixture()
 def paths(workbench_home: Path) -> AppPaths:
     return app_paths().ensure()

@@ -158,3 +158,15 @@ def test_settings_live_in_the_workbench_config_folder(workbench_home: Path) -> N
     settings.save()
     assert (workbench_home / "config" / "settings.json").is_file()
     assert Settings.load(paths.settings_file).last_conversation_id == 5
+
+
+def test_model_folders_survive_a_save_and_drop_bad_entries(path: Path) -> None:
+    settings = Settings.load(path)
+    assert settings.model_folders == []
+    settings.model_folders = ["/data/models", "", "/data/models", "/mnt/gguf"]
+    settings.save()
+    assert Settings.load(path).model_folders == ["/data/models", "/mnt/gguf"]
+    path.write_text(json.dumps({"model_folders": ["/a", 3, None, "/b"]}))
+    assert Settings.load(path).model_folders == ["/a", "/b"]
+    path.write_text(json.dumps({"model_folders": "/not/a/list"}))
+    assert Settings.load(path).model_folders == []
