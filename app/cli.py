@@ -11,6 +11,7 @@ from typing import TextIO
 
 from app import __version__
 from app.cli_chat import library_from_settings, registry_from_settings, run_chat
+from app.cli_download import add_download_parsers, run_pull
 from app.cli_fit import add_fit_parsers, run_fit, run_recommend
 from app.cli_library import add_library_parsers, models_json, run_rm
 from app.cli_search import add_search_parser, run_search
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_fit_parsers(sub)
     add_search_parser(sub)
     add_library_parsers(sub)
+    add_download_parsers(sub)
 
     runtimes = sub.add_parser("runtimes", help="the state of each runtime")
     runtimes.add_argument("--json", action="store_true", help="machine-readable output")
@@ -89,6 +91,8 @@ def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr)
             return run_search(args, out)
         if args.command == "rm":
             return run_rm(args, out, err)
+        if args.command == "pull":
+            return run_pull(args, out, err)
     except UserFacingError as exc:
         print(f"error: {exc.message}", file=err)
         return EXIT_USER_ERROR

@@ -222,6 +222,12 @@ class ModelLibrary:
         self._locations = locations
         self._cache = _HeaderCache(paths.data_dir / HEADER_CACHE_FILE)
 
+    def add_folder(self, folder: Path) -> None:
+        """Search one more folder for models from the next scan on."""
+        folder = Path(folder).expanduser()
+        if folder not in self._folders:
+            self._folders = (*self._folders, folder)
+
     def add_file(self, path: Path) -> LocalModel:
         """Add an opened file (kept for this library's life) and return its entry."""
         if Path(path) not in self._extra:

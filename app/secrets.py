@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import keyring
 import keyring.errors
 
@@ -71,3 +73,23 @@ def _unavailable(exc: keyring.errors.KeyringError) -> KeyringUnavailable:
         "session only; enter it again next time, or install or unlock a keyring to keep it.",
         details=str(exc),
     )
+
+
+HF_TOKEN_USERNAME = "huggingface"
+"""The keyring entry of the Hugging Face token (read by `app.hf_cache.hf_token`)."""
+
+
+def store_hf_token(token: str) -> None:
+    """Keep the Hugging Face token in the keyring ("" removes it).
+
+    Raises:
+        KeyringUnavailable: no usable keyring; the token is not stored anywhere.
+    """
+    try:
+        if token:
+            keyring.set_password(SERVICE, HF_TOKEN_USERNAME, token)
+        else:
+            with contextlib.suppress(keyring.errors.PasswordDeleteError):
+                keyring.delete_password(SERVICE, HF_TOKEN_USERNAME)
+    except keyring.errors.KeyringError as exc:
+        raise _unavailable(exc) from exc

@@ -41,6 +41,7 @@ from ui.conversation_list import ConversationList
 from ui.machine_page import FitFn, MachinePage, RecommendFn
 from ui.model_controller import ModelController
 from ui.model_picker import ModelPicker
+from ui.models_window import ModelsWindow
 from ui.runtimes_page import RuntimesPage
 from ui.workers import (
     FitWorker,
@@ -102,6 +103,7 @@ class MainWindow(QMainWindow):
         self._hardware_probe: WorkerThread | None = None
         self.runtimes_page: RuntimesPage | None = None
         self.machine_page: MachinePage | None = None
+        self.models_window: ModelsWindow | None = None
         self._discovery: list[WorkerThread] = []
         self._fit_checks: list[WorkerThread] = []
         self._build_toolbar()
@@ -149,7 +151,10 @@ class MainWindow(QMainWindow):
         self.machine_action = QAction("This &Machine…", self)
         self.machine_action.setShortcut(QKeySequence("Ctrl+Shift+M"))
         self.machine_action.triggered.connect(self._on_machine_action_triggered)
-        view_menu.addActions([self.machine_action, self.runtimes_action])
+        self.models_action = QAction("&Models…", self)
+        self.models_action.setShortcut(QKeySequence("Ctrl+Shift+L"))
+        self.models_action.triggered.connect(self._on_models_action_triggered)
+        view_menu.addActions([self.models_action, self.machine_action, self.runtimes_action])
         help_menu = self.menuBar().addMenu("&Help")
         about = QAction("&About LLM Workbench", self)
         about.setMenuRole(QAction.MenuRole.AboutRole)
@@ -358,6 +363,25 @@ class MainWindow(QMainWindow):
         return self.runtimes_page
 
     @Slot()
+    def _on_models_action_triggered(self) -> None:
+        self.show_models()
+
+    def show_models(self) -> ModelsWindow:
+        """Open (or raise) the Models window: library, discover, downloads."""
+        if self.models_window is None:
+            self.models_window = ModelsWindow(
+                self.services.paths,
+                self.services.library,
+                self.services.settings,
+                lambda: self.hardware,
+            )
+            self.models_window.resize(1100, 720)
+            self.models_window.models_changed.connect(self.refresh_models)
+        self.models_window.show()
+        self.models_window.raise_()
+        return self.models_window
+
+    @Slot()
     def _on_machine_action_triggered(self) -> None:
         self.show_machine()
 
@@ -461,6 +485,9 @@ class MainWindow(QMainWindow):
             if self.machine_page is not None:
                 self.machine_page.wait_for_workers()
                 self.machine_page.close()
+            if self.models_window is not None:
+                self.models_window.wait_for_workers()
+                self.models_window.close()
         super().closeEvent(event)
 
 
