@@ -1,6 +1,7 @@
 """Download throughput from the loopback Hub: our downloader (sha256 verified) against curl.
 
-Serves the real Gemma 3 270M Q4_K_M file (253 MB) from `tests/servers/hf_server.py` and
+Serves the real Gemma 3 270M Q4_K_M file (253 MB) from `tests/servers/hf_server.py` (in its
+own process) and
 downloads it several times, interleaved: `app.downloads.download_model_file` into a fresh
 cache (metadata HEAD, Range-capable stream, hashing, verification, rename, symlink) and
 `curl -s -L -o` (else `wget -q -O`) of the same resolve URL. Prints MB/s per run, the
@@ -12,15 +13,17 @@ medians and the ratio (target: ours >= 0.9 x curl).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from app.downloads import download_model_file
-from tests.servers.hf_server import HFServer, HubRepo
 
 REPO = "unsloth/gemma-3-270m-it-GGUF"
 FILE = "gemma-3-270m-q4_k_m.gguf"
@@ -43,22 +46,51 @@ def _tool(url: str, target: Path) -> list[str] | None:
     return None
 
 
+SERVER = """
+import sys
+from pathlib import Path
+with HFServer([HubRepo(sys.argv[1], {sys.argv[2]: Path(sys.argv[3])})]) as server:
+    server.repos[sys.argv[1]].sha256(sys.argv[2])  # hashed once, before timing
+    print(server.endpoint, server.resolve_url(sys.argv[1], sys.argv[2]), flush=True)
+    sys.stdin.read()  # serve until the benchmark closes our stdin
+"""
+
+
+@contextlib.contextmanager
+def _server(model: Path) -> Iterator[tuple[str, str]]:
+    """The loopback Hub in its own process (in ours it would share the GIL with our
+    downloader, and curl would not pay for that): (endpoint, resolve URL)."""
+    root = Path(__file__).resolve().parents[1]
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVER, REPO, FILE, str(model)],
+        cwd=root,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stdin is not None
+    try:
+        endpoint, url = process.stdout.readline().split()
+        yield endpoint, url
+    finally:
+        process.stdin.close()
+        process.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     runs = parser.parse_args().runs
     model = _gemma()
     size = model.stat().st_size
-    with HFServer([HubRepo(REPO, {FILE: model})]) as server:
-        server.repos[REPO].sha256(FILE)  # hashed once, before timing
-        url = server.resolve_url(REPO, FILE)
+    with _server(model) as (endpoint, url):
         ours: list[float] = []
         theirs: list[float] = []
         for run in range(runs):
             with tempfile.TemporaryDirectory() as folder:
                 start = time.perf_counter()
                 download_model_file(
-                    REPO, FILE, cache_dir=Path(folder), token=None, endpoint=server.endpoint
+                    REPO, FILE, cache_dir=Path(folder), token=None, endpoint=endpoint
                 )
                 ours.append(size / (time.perf_counter() - start) / 1e6)
             with tempfile.TemporaryDirectory() as folder:
