@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import http.client
 import os
 import time
 from collections import deque
@@ -23,6 +24,7 @@ from typing import BinaryIO, Literal, Protocol
 import httpx
 
 from app.download_queue import DownloadQueue, QueueEntry
+from app.download_stream import TransferInterrupted, open_get, proxies_configured
 from app.errors import ExternalFailure, UserFacingError
 from app.hf_cache import (
     DiskFull,
@@ -228,7 +230,7 @@ class _Retryable(Exception):
 
 
 class _Hasher(Protocol):
-    def update(self, data: bytes, /) -> None: ...
+    def update(self, data: bytes | memoryview, /) -> None: ...
 
     def hexdigest(self) -> str: ...
 
@@ -404,6 +406,9 @@ class _Fetcher:
         self, client: httpx.Client, remote: RemoteFile, part: _PartialFile, attempt: int
     ) -> None:
         """One GET from `part.done` on, appending to the partial file as bytes arrive."""
+        if not proxies_configured():
+            self._stream_direct(remote, part, attempt)
+            return
         headers = {"Accept-Encoding": "identity"}
         if part.done:
             headers["Range"] = f"bytes={part.done}-"
@@ -425,6 +430,76 @@ class _Fetcher:
             raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
         if part.done == start and part.done < remote.size:
             raise _Retryable("the server sent no bytes")
+
+    def _stream_direct(self, remote: RemoteFile, part: _PartialFile, attempt: int) -> None:
+        """`_stream` through `app.download_stream` (no proxy set): the fast path."""
+        headers = {"Accept-Encoding": "identity"}
+        if part.done:
+            headers["Range"] = f"bytes={part.done}-"
+        auth = ""
+        if self.token and remote.url.startswith(remote.endpoint + "/"):
+            auth = f"Bearer {self.token}"
+        start = part.done
+        try:
+            connection, answer, url = open_get(remote.url, headers, authorization=auth)
+        except TransferInterrupted as exc:
+            raise _Retryable(str(exc)) from exc
+        try:
+            status = answer.status
+            if status == 200 or (status == 416 and part.done):
+                part.restart()
+            elif status != 206:
+                body = answer.read(500)
+                request = httpx.Request("GET", url, headers={"Authorization": auth} if auth else {})
+                _raise_for_status(
+                    httpx.Response(status, headers=answer.getheaders(), content=body,
+                                   request=request),
+                    remote,
+                )  # fmt: skip
+            elif not (answer.getheader("Content-Range") or "").startswith(f"bytes {start}-"):
+                part.restart()
+                raise _Retryable("the server answered another byte range")
+            if status != 416:
+                self._write_direct(answer, remote, part, attempt)
+        finally:
+            connection.close()
+        if part.done == start and part.done < remote.size:
+            raise _Retryable("the server sent no bytes")
+
+    def _write_direct(
+        self, answer: http.client.HTTPResponse, remote: RemoteFile, part: _PartialFile,
+        attempt: int,
+    ) -> None:  # fmt: skip
+        """Read into one reused buffer; hash and write each fill (no copies, no thread)."""
+        buffer = bytearray(_CHUNK)
+        view = memoryview(buffer)
+        try:
+            handle = part.path.open("r+b" if part.path.exists() else "wb")
+        except OSError as exc:
+            raise _disk_error(exc, remote.filename) from exc
+        with handle:
+            handle.seek(part.done)
+            handle.truncate()
+            while True:
+                try:
+                    count = answer.readinto(buffer)
+                except (OSError, http.client.HTTPException) as exc:
+                    raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
+                if not count:
+                    if part.done < remote.size:  # http.client ends a cut body quietly
+                        raise _Retryable(f"the connection closed at byte {part.done:,}")
+                    return
+                try:
+                    handle.write(view[:count])
+                except OSError as exc:
+                    if exc.errno == errno.ENOSPC:
+                        handle.close()
+                        part.path.unlink(missing_ok=True)
+                    raise _disk_error(exc, remote.filename) from exc
+                part.hasher.update(view[:count])
+                part.done += count
+                self.reporter.emit("downloading", part.done, attempt)
+                self._check_cancel(remote, part.done)
 
     def _write(
         self, answer: httpx.Response, remote: RemoteFile, part: _PartialFile, attempt: int

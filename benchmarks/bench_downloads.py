@@ -49,6 +49,7 @@ def _tool(url: str, target: Path) -> list[str] | None:
 SERVER = """
 import sys
 from pathlib import Path
+from tests.servers.hf_server import HFServer, HubRepo
 with HFServer([HubRepo(sys.argv[1], {sys.argv[2]: Path(sys.argv[3])})]) as server:
     server.repos[sys.argv[1]].sha256(sys.argv[2])  # hashed once, before timing
     print(server.endpoint, server.resolve_url(sys.argv[1], sys.argv[2]), flush=True)
