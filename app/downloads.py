@@ -60,6 +60,8 @@ DownloadState = Literal["checking", "downloading", "verifying", "done", "retryin
 ProgressCallback = Callable[["DownloadProgress"], None]
 
 _CHUNK = 1024 * 1024
+_DIRECT_BUFFER = 1024 * 1024
+"""One fill of the http.client path (1 MiB measured best here: 4 MiB falls out of the CPU cache)."""
 _BLOCK = 4 * 1024 * 1024
 _MAX_PENDING_BLOCKS = 4
 _REPORT_EVERY_S = 0.1
@@ -471,7 +473,7 @@ class _Fetcher:
         attempt: int,
     ) -> None:  # fmt: skip
         """Read into one reused buffer; hash and write each fill (no copies, no thread)."""
-        buffer = bytearray(_CHUNK)
+        buffer = bytearray(_DIRECT_BUFFER)
         view = memoryview(buffer)
         try:
             handle = part.path.open("r+b" if part.path.exists() else "wb")
