@@ -70,10 +70,14 @@ def main(folder: Path) -> int:
             item = discover.models.item(i)
             if item.data(Qt.ItemDataRole.UserRole) == GEMMA:
                 discover.models.setCurrentItem(item)
-        QTimer.singleShot(4000, shot_discover)
+        QTimer.singleShot(4000, select)
+
+    def select() -> None:
+        discover.files.setFocus()
+        discover.files.selectRow(0)
+        QTimer.singleShot(500, shot_discover)
 
     def shot_discover() -> None:
-        discover.files.selectRow(0)
         _grab(models, folder / "models.png")
         discover.download_button.click()
         QTimer.singleShot(5000, shot_downloads)
