@@ -68,6 +68,9 @@ def _list_repo(args: argparse.Namespace, out: TextIO, token: str | None) -> int:
             "revision": info.revision,
             "gated": info.gated or None,
             "license": info.license or None,
+            "architecture": info.architecture or None,
+            "parameters": info.parameters,
+            "context_length": info.context_length,
             "files": [
                 {
                     "quant": q.quant,
@@ -83,8 +86,7 @@ def _list_repo(args: argparse.Namespace, out: TextIO, token: str | None) -> int:
         json.dump(document, out, indent=2)
         out.write("\n")
         return 0
-    gated = f" · gated ({info.gated})" if info.gated else ""
-    out.write(f"{info.repo_id} · {info.license or 'no license given'}{gated}\n")
+    out.write(f"{info.repo_id} · {info.summary}\n")
     for line, entry in zip(describe(info.quants), info.quants, strict=True):
         verdict = verdicts.get(entry.files[0])
         out.write(f"  {line}  {verdict.badge if verdict else ''}\n")

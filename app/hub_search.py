@@ -82,6 +82,9 @@ class HubRepoInfo:
         gated: "auto"/"manual" or "".
         license: from the model card ("" when none).
         quants: the GGUF model files, smallest first.
+        architecture: from the Hub's GGUF summary (`expand=gguf`), "" when not given.
+        parameters: total parameters from that summary (None when not given).
+        context_length: trained context from that summary (None when not given).
     """
 
     repo_id: str
@@ -89,6 +92,23 @@ class HubRepoInfo:
     gated: str
     license: str
     quants: tuple[HubQuantFile, ...]
+    architecture: str = ""
+    parameters: int | None = None
+    context_length: int | None = None
+
+    @property
+    def summary(self) -> str:
+        """One line for the model card: architecture, parameters, context, license."""
+        parts = [self.architecture] if self.architecture else []
+        if self.parameters:
+            parts.append(f"{self.parameters / 1e9:.1f}B parameters" if self.parameters >= 1e9
+                         else f"{self.parameters / 1e6:.0f}M parameters")  # fmt: skip
+        if self.context_length:
+            parts.append(f"{self.context_length:,} context")
+        parts.append(self.license or "no license given")
+        if self.gated:
+            parts.append(f"gated ({self.gated})")
+        return " · ".join(parts)
 
 
 def quant_of(filename: str) -> str:
@@ -180,13 +200,32 @@ def repo_files(
     ]
     card = info.card_data
     license_name = str(getattr(card, "license", "") or "") if card is not None else ""
+    gguf = _gguf_summary(api, repo_id, revision)
     return HubRepoInfo(
         repo_id=info.id or repo_id,
         revision=info.sha or revision,
         gated=_gated(info.gated),
         license=license_name,
         quants=group_gguf_files(entries),
+        architecture=str(gguf.get("architecture") or ""),
+        parameters=_int(gguf.get("total")),
+        context_length=_int(gguf.get("context_length")),
     )
+
+
+def _gguf_summary(api: HfApi, repo_id: str, revision: str) -> dict[str, object]:
+    """The Hub's GGUF summary of a repository (`expand=gguf`; it cannot be asked together
+    with file sizes); {} when the Hub has none or the request fails (it is decoration)."""
+    try:
+        info = api.model_info(repo_id, revision=revision, expand=["gguf"])
+    except _hub_errors():
+        return {}
+    summary = getattr(info, "gguf", None)
+    return dict(summary) if isinstance(summary, dict) else {}
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def with_quant(info: HubRepoInfo, quant: str) -> HubQuantFile:

@@ -14,11 +14,12 @@ import logging
 import os
 import statistics
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 
 import psutil
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.errors import DatabaseUnavailable
 from app.fit_types import FitRequest, MemoryBreakdown
@@ -210,6 +211,16 @@ class MeasurementStore:
             found = list(session.scalars(query))
             session.expunge_all()
             return found
+
+    def last_used(self) -> dict[str, datetime]:
+        """When each model file was last loaded here: path -> time (UTC)."""
+        with self._db.session() as session:
+            rows = session.execute(
+                select(LoadMeasurement.path, func.max(LoadMeasurement.created_at)).group_by(
+                    LoadMeasurement.path
+                )
+            )
+            return {str(path): when for path, when in rows if when is not None}
 
     def calibration(self) -> Calibration:
         """What this machine's measured runs say, for the estimator."""

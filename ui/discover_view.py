@@ -31,14 +31,14 @@ from PySide6.QtWidgets import (
 )
 
 from app.fit_types import FitVerdict, Recommendation
-from app.hub_search import SORTS, HubModel, HubQuantFile
+from app.hub_search import SORTS, HubModel, HubQuantFile, HubRepoInfo
 from ui.fit_badge import VERDICT_ROLE, FitBadgeDelegate, badge_tooltip
 from ui.workers import CallWorker, WorkerThread, start_worker, wait_all
 
 log = logging.getLogger(__name__)
 
 SearchFn = Callable[[str, str], Sequence[HubModel]]
-FilesFn = Callable[[str], tuple[Sequence[HubQuantFile], dict[str, FitVerdict]]]
+FilesFn = Callable[[str], tuple[HubRepoInfo, dict[str, FitVerdict]]]
 CatalogFn = Callable[[], Sequence[Recommendation]]
 
 
@@ -206,13 +206,12 @@ class DiscoverView(QWidget):
     def _on_files_listed(self, tag: object, result: object) -> None:
         if not self._current(tag):
             return
-        repo, (quants, verdicts) = cast(
-            tuple[str, tuple[Sequence[HubQuantFile], dict[str, FitVerdict]]], result
-        )
+        repo, (info, verdicts) = cast(tuple[str, tuple[HubRepoInfo, dict[str, FitVerdict]]], result)
         self.files.setRowCount(0)
-        for entry in quants:
+        for entry in info.quants:
             self._add_row(repo, entry, verdicts.get(entry.files[0]))
-        self.status.setText(f"{repo} · {len(quants)} GGUF files" if quants else "No GGUF files.")
+        count = f"{len(info.quants)} GGUF files" if info.quants else "no GGUF model files"
+        self.status.setText(f"{repo} · {info.summary} · {count}")
 
     def _add_row(self, repo: str, entry: HubQuantFile, verdict: FitVerdict | None) -> None:
         row = self.files.rowCount()

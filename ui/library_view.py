@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
@@ -41,7 +42,16 @@ SOURCE_LABELS = {
     "lmstudio": "LM Studio",
     "folder": "Your folder",
 }
-COLUMNS = ("Model", "Source", "Repository", "Size", "Arch", "Quant", "Context", "Fit")
+COLUMNS = ("Model", "Source", "Repository", "Size", "Arch", "Quant", "Context", "Last used", "Fit")
+
+
+def _when(moment: datetime | None) -> str:
+    """A last-use time as a local date and time ("never" when not loaded here)."""
+    if moment is None:
+        return "never"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M")
 
 
 def _size(n_bytes: int) -> str:
@@ -71,6 +81,7 @@ class LibraryView(QWidget):
         self._confirm = confirm or self._ask
         self._models: list[LocalModel] = []
         self._fits: dict[str, FitVerdict] = {}
+        self._last_used: dict[str, datetime] = {}
         self.table = QTableWidget(0, len(COLUMNS), self)
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
         self.table.setItemDelegateForColumn(COLUMNS.index("Fit"), FitBadgeDelegate(self.table))
@@ -95,9 +106,12 @@ class LibraryView(QWidget):
         self.add_folder_button.clicked.connect(self._on_add_folder_button_clicked)
         self.delete_button.clicked.connect(self._on_delete_button_clicked)
 
-    def set_models(self, models: Sequence[LocalModel]) -> None:
-        """Show these models (keeps known fit badges)."""
+    def set_models(
+        self, models: Sequence[LocalModel], last_used: dict[str, datetime] | None = None
+    ) -> None:
+        """Show these models (keeps known fit badges); `last_used`: path -> last load."""
         self._models = list(models)
+        self._last_used = last_used or {}
         self.table.setRowCount(0)
         for model in self._models:
             self._add_row(model)
@@ -134,6 +148,7 @@ class LibraryView(QWidget):
             model.architecture,
             model.quant,
             context,
+            _when(self._last_used.get(str(model.path))),
             "",
         )
         for column, text in enumerate(values):

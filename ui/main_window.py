@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
@@ -77,6 +78,7 @@ class MainWindow(QMainWindow):
         self.services = services
         self.registry: RuntimeRegistry = services.registry
         self.setWindowTitle("LLM Workbench")
+        self.setAcceptDrops(True)  # drop .gguf files to open them
         self.resize(1180, 760)
         self.picker = ModelPicker(self)
         self.conversation_list = ConversationList(self)
@@ -260,6 +262,33 @@ class MainWindow(QMainWindow):
         self._save_settings()
         self.refresh_models()
 
+    @staticmethod
+    def dropped_models(event: QDragEnterEvent | QDropEvent) -> list[Path]:
+        """The local .gguf files a drag carries (other files and URLs are not models)."""
+        mime = event.mimeData()
+        if not mime.hasUrls():
+            return []
+        return [
+            Path(url.toLocalFile())
+            for url in mime.urls()
+            if url.isLocalFile() and url.toLocalFile().lower().endswith(".gguf")
+        ]
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        """Accept a drag that carries .gguf files."""
+        if self.dropped_models(event):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        """Open each dropped .gguf file (checked like File ▸ Open; the last one is chosen)."""
+        paths = self.dropped_models(event)
+        for path in paths:
+            self.open_model_file(path)
+        if paths:
+            event.acceptProposedAction()
+
     def _save_settings(self) -> None:
         try:
             self.services.settings.save()
@@ -374,6 +403,7 @@ class MainWindow(QMainWindow):
                 self.services.library,
                 self.services.settings,
                 lambda: self.hardware,
+                last_used=self._last_used,
             )
             self.models_window.resize(1100, 720)
             self.models_window.models_changed.connect(self.refresh_models)
@@ -399,6 +429,12 @@ class MainWindow(QMainWindow):
     def _estimators(self, profile: HardwareProfile) -> tuple[RecommendFn, FitFn]:
         local = {m.path.name: str(m.path) for m in self.services.library.scan()}
         return _estimators(profile, local, self._calibration())
+
+    def _last_used(self) -> dict[str, datetime]:
+        """When each model file was last loaded (from the load measurements)."""
+        if self.services.database is None:
+            return {}
+        return MeasurementStore(self.services.database).last_used()
 
     def _calibration(self) -> Calibration | None:
         """This machine's measured runs (for measured / calibrated speeds), if readable."""

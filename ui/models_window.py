@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal, Slot
@@ -23,7 +24,7 @@ from app.errors import WorkbenchError
 from app.fit_types import FitRequest, FitVerdict, Recommendation
 from app.hardware import HardwareProfile
 from app.hf_cache import default_cache_dir, hf_token
-from app.hub_search import HubModel, HubQuantFile, fit_quants, repo_files, search_hub
+from app.hub_search import HubModel, HubRepoInfo, fit_quants, repo_files, search_hub
 from app.library import LocalModel, ModelLibrary, mark_owned
 from app.paths import AppPaths
 from app.recommend import recommend
@@ -57,6 +58,7 @@ class ModelsWindow(QWidget):
         *,
         cache_dir: Path | None = None,
         endpoint: str | None = None,
+        last_used: Callable[[], dict[str, datetime]] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -64,6 +66,7 @@ class ModelsWindow(QWidget):
         self._paths, self._library, self._settings = paths, library, settings
         self._profile = profile
         self._endpoint = endpoint
+        self._last_used = last_used or dict
         self._fit_threads: list[WorkerThread] = []
         self.library_view = LibraryView(parent=self)
         self.discover_view = DiscoverView(self._search, self._files, self._catalog, self)
@@ -103,13 +106,13 @@ class ModelsWindow(QWidget):
     def _search(self, text: str, sort: str) -> Sequence[HubModel]:
         return search_hub(text, sort=sort, token=hf_token(), endpoint=self._endpoint)
 
-    def _files(self, repo: str) -> tuple[Sequence[HubQuantFile], dict[str, FitVerdict]]:
+    def _files(self, repo: str) -> tuple[HubRepoInfo, dict[str, FitVerdict]]:
         token = hf_token()
         info = repo_files(repo, token=token, endpoint=self._endpoint)
         verdicts = fit_quants(
             info, self._profile(), self._request(), token=token, endpoint=self._endpoint
         )
-        return info.quants, verdicts
+        return info, verdicts
 
     def _catalog(self) -> Sequence[Recommendation]:
         return recommend(self._profile(), self._request())
@@ -120,7 +123,12 @@ class ModelsWindow(QWidget):
     def rescan(self) -> None:
         """Read the local models again and judge them for this machine."""
         models = self._library.scan()
-        self.library_view.set_models(models)
+        try:
+            used = self._last_used()
+        except WorkbenchError as exc:  # a locked history database: the dates wait
+            log.warning("last-use times not read: %s", exc)
+            used = {}
+        self.library_view.set_models(models, used)
         profile = self._profile()
         if profile is None:
             return

@@ -79,8 +79,16 @@ def test_listing_groups_quants_with_sizes_and_sha256(
 
 
 def test_fit_badges_come_from_a_real_header(hf_server: HFServer, smollm2_path: Path) -> None:
-    hf_server.add(HubRepo("org/smol", {"smol-Q4_1.gguf": smollm2_path}))
+    hf_server.add(
+        HubRepo(
+            "org/smol",
+            {"smol-Q4_1.gguf": smollm2_path},
+            gguf={"total": 134_515_008, "architecture": "llama", "context_length": 8192},
+        )
+    )
     info = repo_files("org/smol", endpoint=hf_server.endpoint)
+    assert (info.architecture, info.parameters, info.context_length) == ("llama", 134_515_008, 8192)
+    assert info.summary == "llama · 135M parameters · 8,192 context · apache-2.0"
     verdicts = fit_quants(info, PROFILE, FitRequest(n_ctx=2048), endpoint=hf_server.endpoint)
     verdict = verdicts["smol-Q4_1.gguf"]
     assert verdict.verdict == "cpu_only"

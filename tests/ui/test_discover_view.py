@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 def _view(qtbot, server_endpoint: str) -> DiscoverView:  # type: ignore[no-untyped-def]
     def files(repo: str):  # type: ignore[no-untyped-def]
         info = repo_files(repo, endpoint=server_endpoint)
-        return info.quants, fit_quants(info, PROFILE, FitRequest(n_ctx=2048),
+        return info, fit_quants(info, PROFILE, FitRequest(n_ctx=2048),
                                        endpoint=server_endpoint)  # fmt: skip
 
     view = DiscoverView(

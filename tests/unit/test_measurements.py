@@ -195,3 +195,17 @@ def test_generation_keeps_the_largest_gpu_reading(db: Database, tmp_path: Path) 
     store.record_generation(row, stats(), None, gpu_bytes=6 << 30)
     store.record_generation(row, stats(), None, gpu_bytes=4 << 30)
     assert store.rows()[0].gpu_bytes == 6 << 30
+
+
+def test_last_used_is_the_latest_load_of_each_file(db: Database, tmp_path: Path) -> None:
+    first, second = tmp_path / "a.gguf", tmp_path / "b.gguf"
+    for path in (first, second):
+        path.write_bytes(b"GGUF" + bytes(60))
+    store = MeasurementStore(db)
+    for path in (first, second, first):
+        store.record_load(path, "CPU", LoadOptions(), 1.0, Prediction(None, None, None), None)
+    rows = store.rows()
+    used = store.last_used()
+    assert set(used) == {str(first), str(second)}
+    assert used[str(first)] == max(r.created_at for r in rows if r.path == str(first))
+    assert used[str(first)] >= used[str(second)]
