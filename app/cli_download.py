@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,12 +15,12 @@ from app.downloads import DownloadProgress, download_model
 from app.errors import ExternalFailure, UserFacingError
 from app.gguf_split import split_part_names
 from app.hf_cache import RemoteFileNotFound, default_cache_dir, hf_endpoint, hf_token
+from app.hub_search import quant_of
 
 __all__ = ["FileChoice", "add_download_parsers", "choose_files", "main", "run_pull"]
 
 EXIT_USER_ERROR = 2
 EXIT_EXTERNAL = 3
-_QUANT = re.compile(r"(?i)(?<![a-z0-9])(I?Q\d+(?:_[a-z0-9]+)*|BF16|F16|F32)(?![a-z0-9])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +51,6 @@ class AmbiguousChoice(UserFacingError):
             f"{repo_id}:FILE.gguf:\n{lines}"
         )
         self.choices = tuple(choices)
-
-
-def quant_of(filename: str) -> str:
-    """The quantization a GGUF file name states ("Q4_K_M"), "" when none."""
-    stem = re.sub(r"(-\d{5}-of-\d{5})?\.gguf$", "", filename.rsplit("/", 1)[-1])
-    found = _QUANT.findall(stem)
-    return found[-1].upper() if found else ""
 
 
 def group_choices(filenames: Sequence[str]) -> list[FileChoice]:
