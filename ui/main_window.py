@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, Slot
@@ -26,6 +27,7 @@ from app.fit_service import fit_file
 from app.fit_types import FitRequest, FitVerdict, Recommendation
 from app.gguf import read_model_metadata
 from app.hardware import HardwareProfile, summary_line
+from app.history_search import search_history
 from app.library import ModelLibrary
 from app.measurements import MeasurementStore
 from app.model_options import ModelOptionsStore
@@ -39,10 +41,12 @@ from runtimes.base import RemoteModel
 from ui.chat_controller import ChatController
 from ui.chat_view import ChatView
 from ui.conversation_list import ConversationList
+from ui.conversation_transfer import ConversationTransfer
 from ui.machine_page import FitFn, MachinePage, RecommendFn
 from ui.model_controller import ModelController
 from ui.model_picker import ModelPicker
 from ui.models_window import ModelsWindow
+from ui.resource_strip import ResourceStrip
 from ui.runtimes_page import RuntimesPage
 from ui.workers import (
     FitWorker,
@@ -82,6 +86,8 @@ class MainWindow(QMainWindow):
         self.resize(1180, 760)
         self.picker = ModelPicker(self)
         self.conversation_list = ConversationList(self)
+        if services.database is not None:
+            self.conversation_list.set_search(partial(search_history, services.database))
         self.chat_view = ChatView(self)
         options = ModelOptionsStore(services.database) if services.database is not None else None
         self.models = ModelController(
@@ -99,7 +105,9 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.splitter)
         self.hardware_label = QLabel("Probing hardware…", self)
         self.speed_label = QLabel("", self)
+        self.resources = ResourceStrip(self._model_pids, parent=self)
         self.statusBar().addWidget(self.hardware_label, 1)
+        self.statusBar().addPermanentWidget(self.resources)
         self.statusBar().addPermanentWidget(self.speed_label)
         self.hardware: HardwareProfile | None = None
         self._hardware_probe: WorkerThread | None = None
@@ -132,9 +140,15 @@ class MainWindow(QMainWindow):
         quit_action = QAction("&Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+        self.transfer = ConversationTransfer(self)
+        self.export_action = self.transfer.export_action
+        self.import_action = self.transfer.import_action
         file_menu.addActions([self.new_action, self.open_action])
         file_menu.addSeparator()
+        file_menu.addActions([self.export_action, self.import_action])
+        file_menu.addSeparator()
         file_menu.addAction(quit_action)
+        file_menu.aboutToShow.connect(self._on_file_menu_about_to_show)
         self.new_action.triggered.connect(self._on_new_action_triggered)
         self.open_action.triggered.connect(self._on_open_action_triggered)
         quit_action.triggered.connect(self.close)
@@ -211,6 +225,16 @@ class MainWindow(QMainWindow):
         log.info("no models from %s: %s", key, reason)
         self.picker.set_server_models(key, key, [])
 
+    def _model_pids(self) -> list[int]:
+        """Worker processes of the models loaded here (their memory shows in the strip)."""
+        pids = []
+        for host in self.models.hosts.values():
+            for entry in host.loaded():
+                pid = getattr(entry.model, "pid", None)
+                if isinstance(pid, int):
+                    pids.append(pid)
+        return pids
+
     def start_fit_check(self) -> None:
         """Judge the local models for this machine on a worker thread (llama.cpp dry runs);
         the picker shows each one's fit badge when done. Needs the hardware probe."""
@@ -246,6 +270,14 @@ class MainWindow(QMainWindow):
         """Reload the conversation list, keeping the open one selected."""
         convs = self.services.conversations.list_conversations()
         self.conversation_list.set_conversations(convs, self.chat.conversation_id)
+        self._update_export_action()
+
+    def _update_export_action(self) -> None:
+        self.transfer.update_actions()
+
+    @Slot()
+    def _on_file_menu_about_to_show(self) -> None:
+        self._update_export_action()
 
     def open_model_file(self, path: Path) -> None:
         """Add a .gguf file to the library (after a header check) and select it."""
@@ -323,6 +355,7 @@ class MainWindow(QMainWindow):
             self.refresh_conversations()
             return
         self.chat.open_conversation(conversation_id)
+        self._update_export_action()
         conv = self.services.conversations.get(conversation_id)
         if conv.model_path:
             self.picker.select_path(conv.model_path)
@@ -371,6 +404,7 @@ class MainWindow(QMainWindow):
         self.hardware = profile
         self.models.hardware = profile
         self.hardware_label.setText(summary_line(profile))
+        self.resources.apple = profile.apple is not None
         if self.machine_page is not None:
             self.machine_page.set_profile(profile, *self._estimators(profile))
         self.start_fit_check()
