@@ -25,6 +25,7 @@ from app.runtimes import registry_for
 from app.settings import Settings
 from app.store import open_database
 from ui.main_window import MainWindow, Services
+from ui.theme import apply_theme
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ def create_application(argv: Sequence[str] = ()) -> QApplication:
     QCoreApplication.setApplicationVersion(__version__)
     if sys.platform != "darwin":
         app.setStyle("Fusion")
+    apply_theme(app)
     icon = RESOURCES / "icon.svg"
     if icon.is_file():
         app.setWindowIcon(QIcon(str(icon)))

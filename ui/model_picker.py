@@ -192,7 +192,7 @@ class ModelPicker(QWidget):
         self._loading = False
         self.progress.hide()
         self.state.setText(f"● loaded · {summary}")
-        self.state.setStyleSheet("color: #2e7d32")
+        self.state.setStyleSheet("color: #43a047")  # readable on light and dark
         self.load_button.setText("Unload")
         self.load_button.setEnabled(True)
         self.combo.setEnabled(True)
