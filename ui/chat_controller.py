@@ -233,7 +233,7 @@ class ChatController(QObject):
                 self._keep_unsaved(self._recorder, exc)
         if self._generating is not None:
             self.models.measurements.generated(self._generating, stats)
-        line = metrics_line(stats, self._model_name)
+        line = metrics_line(stats, self._model_name, split_choice(self._model_path)[0])
         self.view.end_reply(f"{line} · {self._fallback_note}" if self._fallback_note else line)
         self.speed_measured.emit(f"{stats.decode_tps:.1f} tok/s")
 

@@ -37,9 +37,19 @@ _STATUS_NOTES = {
 }
 
 
+def runtime_label(runtime: str) -> str:
+    """How a runtime key reads under a reply: "llama.cpp", "Ollama", or a saved endpoint's
+    name ("openai:vllm-box" → "vllm-box")."""
+    if runtime == "llamacpp":
+        return "llama.cpp"
+    if runtime == "ollama":
+        return "Ollama"
+    return runtime.split(":", 1)[1] if runtime.startswith("openai:") else runtime
+
+
 def metrics_line(stats: GenerationStats, model_name: str = "", runtime: str = "") -> str:
     """One quiet line of figures under a reply."""
-    parts = [p for p in (model_name, runtime) if p]
+    parts = [p for p in (model_name, runtime_label(runtime)) if p]
     parts += [
         f"{stats.decode_tps:.1f} tok/s",
         f"TTFT {stats.ttft_s * 1000:.0f} ms",
@@ -282,7 +292,7 @@ class ChatView(QWidget):
             )
             self._append_note(note, warning=True)
         elif message.stats is not None:
-            line = metrics_line(message.stats, message.model_name)
+            line = metrics_line(message.stats, message.model_name, message.runtime)
             retry_note = str(message.params.get("note", ""))
             self._append_note(f"{line} · {retry_note}" if retry_note else line, warning=False)
 

@@ -137,3 +137,10 @@ def test_metrics_line_names_the_stop_reason() -> None:
     assert metrics_line(_stats(stop_reason="length")).endswith("hit max tokens")
     assert metrics_line(_stats(stop_reason="cancelled")).endswith("stopped")
     assert "load 1.5 s" in metrics_line(_stats(load_time_s=1.5))
+
+
+def test_metrics_line_names_the_runtime() -> None:
+    line = metrics_line(_stats(), "Qwen 2.5 7B · Q4_K_M", "llamacpp")
+    assert line.startswith("Qwen 2.5 7B · Q4_K_M · llama.cpp · ")
+    assert " · Ollama · " in metrics_line(_stats(), "llama3.2", "ollama")
+    assert " · vllm-box · " in metrics_line(_stats(), "m", "openai:vllm-box")
