@@ -394,15 +394,14 @@ class _RangeStream:
 
     def _read_body(self, body: Iterator[bytes], wanted: int) -> None:
         got = 0
-        try:
+        # a cut answer keeps what came; an empty one is reported below
+        with contextlib.suppress(httpx.RemoteProtocolError, httpx.ReadError):
             for received in body:
                 piece = received[: wanted - got]
                 self._append(piece)
                 got += len(piece)
                 if got >= wanted:
                     break
-        except (httpx.RemoteProtocolError, httpx.ReadError):
-            pass  # a cut answer: keep what came; an empty one is reported below
         if got == 0:
             self._cut_short(len(self.data))
 

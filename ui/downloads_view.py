@@ -14,14 +14,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import (
-    QHBoxLayout,
-    QHeaderView,
-    QLabel,
     QProgressBar,
-    QPushButton,
-    QTableWidget,
     QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -35,6 +29,7 @@ from app.downloads import (
 )
 from app.errors import WorkbenchError
 from runtimes.base import CancelToken
+from ui.table_panel import lay_out_panel, read_only_table
 from ui.workers import WorkerThread, start_worker
 
 log = logging.getLogger(__name__)
@@ -125,27 +120,12 @@ class DownloadsView(QWidget):
         self._on_downloaded = on_downloaded
         self._running: tuple[DownloadWorker, WorkerThread] | None = None
         self._bars: dict[tuple[str, tuple[str, ...], str], QProgressBar] = {}
-        self.table = QTableWidget(0, len(COLUMNS), self)
-        self.table.setHorizontalHeaderLabels(list(COLUMNS))
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table = read_only_table(self, COLUMNS)
         self.table.setColumnWidth(1, 260)
         self.table.setColumnWidth(2, 100)
-        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().hide()
-        self.pause_button = QPushButton("Pause", self)
-        self.resume_button = QPushButton("Resume", self)
-        self.remove_button = QPushButton("Remove", self)
-        self.status = QLabel("", self)
-        self.status.setWordWrap(True)
-        buttons = QHBoxLayout()
-        for button in (self.pause_button, self.resume_button, self.remove_button):
-            buttons.addWidget(button)
-        buttons.addStretch(1)
-        box = QVBoxLayout(self)
-        box.addWidget(self.table, 1)
-        box.addLayout(buttons)
-        box.addWidget(self.status)
+        (self.pause_button, self.resume_button, self.remove_button), self.status = lay_out_panel(
+            self, self.table, ("Pause", "Resume", "Remove")
+        )
         self.pause_button.clicked.connect(self.pause)
         self.resume_button.clicked.connect(self._on_resume_button_clicked)
         self.remove_button.clicked.connect(self._on_remove_button_clicked)

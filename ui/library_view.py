@@ -15,14 +15,8 @@ from datetime import UTC, datetime
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QFileDialog,
-    QHBoxLayout,
-    QHeaderView,
-    QLabel,
     QMessageBox,
-    QPushButton,
-    QTableWidget,
     QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -30,6 +24,7 @@ from app.errors import WorkbenchError
 from app.fit_types import FitVerdict
 from app.library import LocalModel
 from ui.fit_badge import VERDICT_ROLE, FitBadgeDelegate, badge_tooltip
+from ui.table_panel import lay_out_panel, read_only_table
 
 log = logging.getLogger(__name__)
 
@@ -82,26 +77,11 @@ class LibraryView(QWidget):
         self._models: list[LocalModel] = []
         self._fits: dict[str, FitVerdict] = {}
         self._last_used: dict[str, datetime] = {}
-        self.table = QTableWidget(0, len(COLUMNS), self)
-        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table = read_only_table(self, COLUMNS)
         self.table.setItemDelegateForColumn(COLUMNS.index("Fit"), FitBadgeDelegate(self.table))
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().hide()
-        self.rescan_button = QPushButton("Rescan", self)
-        self.add_folder_button = QPushButton("Add Folder…", self)
-        self.delete_button = QPushButton("Delete…", self)
-        self.status = QLabel("", self)
-        self.status.setWordWrap(True)
-        buttons = QHBoxLayout()
-        for button in (self.rescan_button, self.add_folder_button, self.delete_button):
-            buttons.addWidget(button)
-        buttons.addStretch(1)
-        box = QVBoxLayout(self)
-        box.addWidget(self.table, 1)
-        box.addLayout(buttons)
-        box.addWidget(self.status)
+        (self.rescan_button, self.add_folder_button, self.delete_button), self.status = (
+            lay_out_panel(self, self.table, ("Rescan", "Add Folder…", "Delete…"))
+        )
         self.rescan_button.clicked.connect(self.rescan_requested)
         self.add_folder_button.clicked.connect(self._on_add_folder_button_clicked)
         self.delete_button.clicked.connect(self._on_delete_button_clicked)

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from tests.servers.loopback import serve_in_thread, stop_serving
 from tests.servers.range_server import _parse_range
 
 __all__ = ["Fault", "HFServer", "HubRepo", "Request", "file_sha256", "serve_hub"]
@@ -268,19 +269,12 @@ class HFServer:
     def start(self) -> HFServer:
         """Listen on 127.0.0.1 on a free port and serve from a background thread."""
         handler = type("Handler", (HubHandler,), {"owner": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
+        self._httpd, self._thread = serve_in_thread(handler)
         return self
 
     def stop(self) -> None:
         """Stop serving and close the socket."""
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        stop_serving(self._httpd, self._thread)
 
     def __enter__(self) -> HFServer:
         return self.start()

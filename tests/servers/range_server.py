@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers.loopback import serve_in_thread, stop_serving
+
 _PIECE = 64 * 1024
 
 
@@ -117,19 +119,12 @@ class RangeServer:
     def start(self) -> RangeServer:
         """Listen on 127.0.0.1 on a free port and serve from a background thread."""
         handler = type("Handler", (_Handler,), {"owner": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
+        self._httpd, self._thread = serve_in_thread(handler)
         return self
 
     def stop(self) -> None:
         """Stop serving and close the socket."""
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        stop_serving(self._httpd, self._thread)
 
 
 class _Handler(BaseHTTPRequestHandler):
