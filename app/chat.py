@@ -75,6 +75,11 @@ class MessageView:
     stats: GenerationStats | None
     error: str
     created_at: datetime
+    parent_id: int | None = None
+    branch_index: int = 1
+    """1-based position of this message among its siblings (versions with the same parent)."""
+    branch_count: int = 1
+    """How many versions (siblings with the same parent, same role) exist; 1 when none."""
 
 
 def auto_title(text: str, limit: int = TITLE_LIMIT) -> str:
