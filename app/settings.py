@@ -20,6 +20,7 @@ from runtimes.base import GenerationParams
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+THEMES = ("system", "light", "dark")
 _FLOAT_PARAMS = ("temperature", "top_p", "min_p", "repeat_penalty")
 _INT_PARAMS = ("top_k", "max_tokens")
 
@@ -191,6 +192,48 @@ class Settings:
             }
             for e in value
         ]
+
+    @property
+    def theme(self) -> str:
+        """Appearance: "system" (follow the OS), "light" or "dark"."""
+        value = self._data.get("theme")
+        return value if value in THEMES else "system"
+
+    @theme.setter
+    def theme(self, value: str) -> None:
+        if value not in THEMES:
+            raise UserFacingError(f"Unknown theme {value!r}; choose one of {', '.join(THEMES)}.")
+        self._data["theme"] = value
+
+    @property
+    def default_system_prompt(self) -> str:
+        """The system prompt a new conversation starts with ("" for none)."""
+        value = self._data.get("default_system_prompt")
+        return value if isinstance(value, str) else ""
+
+    @default_system_prompt.setter
+    def default_system_prompt(self, value: str) -> None:
+        self._data["default_system_prompt"] = value.strip()
+
+    @property
+    def default_preset(self) -> str:
+        """The sampling preset a new conversation starts with."""
+        value = self._data.get("default_preset")
+        return value if isinstance(value, str) and value else "Balanced"
+
+    @default_preset.setter
+    def default_preset(self, value: str) -> None:
+        self._data["default_preset"] = value
+
+    @property
+    def chat_settings_visible(self) -> bool:
+        """Whether the chat settings panel (right of the chat) is shown."""
+        value = self._data.get("chat_settings_visible")
+        return value if isinstance(value, bool) else True
+
+    @chat_settings_visible.setter
+    def chat_settings_visible(self, value: bool) -> None:
+        self._data["chat_settings_visible"] = bool(value)
 
     @property
     def generation_defaults(self) -> dict[str, object]:

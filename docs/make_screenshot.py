@@ -7,6 +7,7 @@ Run under Xvfb (the README's screenshots are made this way):
     LLM_WORKBENCH_HOME=$(mktemp -d) xvfb-run -s "-screen 0 1280x800x24" \
         .venv/bin/python docs/make_screenshot.py docs/screenshots/crash.png --kill-worker
 
+The second reply is regenerated once, so the versions arrows (‹ 2/2 ›) show under it.
 `--kill-worker` sends SIGKILL to the model's worker process in the middle of the second reply,
 to show what the user sees when llama.cpp dies: the window lives on, the reply so far is kept.
 """
@@ -28,7 +29,7 @@ from ui.main_window import MainWindow
 
 PROMPTS = [
     "Say hi in one short sentence.",
-    "What are three tips for writing clear Python code? Keep it short.",
+    "Write a Python function that reverses a string, in a code block, then explain it briefly.",
 ]
 
 
@@ -42,13 +43,19 @@ def main(out: Path, kill_worker: bool = False) -> int:
     window.start_hardware_probe()
     window.chat.params = GenerationParams(temperature=0.2, seed=7, max_tokens=160)
     queue = list(PROMPTS)
+    regenerated = kill_worker  # the crash picture needs no second version
 
     def send_next() -> None:
+        nonlocal regenerated
         if queue:
             window.chat_view.input.setPlainText(queue.pop(0))
             window.chat_view.send_button.click()
             if kill_worker and not queue:
                 QTimer.singleShot(900, kill)
+        elif not regenerated:
+            regenerated = True  # a second version of the last reply: the ‹ 2/2 › arrows show
+            window.chat.params = GenerationParams(temperature=0.7, seed=11, max_tokens=160)
+            window.regenerate_action.trigger()
         else:
             QTimer.singleShot(600, grab)
 

@@ -53,10 +53,28 @@ class GenerationParams:
 
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
-    """A whole conversation to continue, and how to sample the reply."""
+    """A whole conversation to continue, and how to sample the reply.
+
+    Attributes:
+        messages: the conversation, oldest first.
+        params: how to sample the reply.
+        continue_last: the last message is an assistant message whose text the model must
+            continue, with no new turn (a reply cut by `max_tokens`, or one the user began):
+            the prompt ends with that text verbatim, and the stream carries only the new text,
+            to be appended to it. A stop string that straddles the old text and the new is not
+            seen. Runtimes that cannot continue raise `UserFacingError`.
+
+    Raises:
+        ValueError: `continue_last` without an assistant message at the end.
+    """
 
     messages: tuple[ChatMessage, ...]
     params: GenerationParams = field(default_factory=GenerationParams)
+    continue_last: bool = False
+
+    def __post_init__(self) -> None:
+        if self.continue_last and (not self.messages or self.messages[-1].role != "assistant"):
+            raise ValueError("continue_last needs an assistant message at the end")
 
 
 KVCacheType = Literal["f16", "q8_0", "q4_0"]
@@ -253,6 +271,22 @@ class LoadedModel(Protocol):
         Raises:
             RuntimeCrashed: the engine died mid-way (text already yielded stays valid).
             ModelNotLoaded: the model was unloaded.
+        """
+        ...
+
+    def count_tokens(self, messages: tuple[ChatMessage, ...]) -> int | None:
+        """How many prompt tokens `messages` would take as a new reply's prompt, or None.
+
+        The conversation is rendered with the same template and generation prompt as
+        `chat` uses (BOS included), so the figure equals the `prompt_tokens` that `chat`
+        reports for the same messages. None: this runtime cannot tell (a server that
+        renders prompts itself). Meant for an idle model: a runtime that serves one request
+        at a time raises `RuntimeBusy` while a reply streams.
+
+        Raises:
+            ModelNotLoaded: the model was unloaded.
+            RuntimeBusy: a reply of this model is still streaming.
+            ChatTemplateFailed: the model's chat template rejected the conversation.
         """
         ...
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 from runtimes.base import (
     CancelToken,
+    ChatMessage,
     ChatRequest,
     Done,
     GenerationParams,
@@ -178,8 +179,22 @@ class OllamaModel:
         """False once unloaded (the server may still reload it on its own for others)."""
         return not self._unloaded
 
+    def count_tokens(self, messages: tuple[ChatMessage, ...]) -> None:
+        """None: Ollama renders prompts with its own template and has no counting endpoint.
+
+        The exact count comes with each reply (`prompt_eval_count`).
+        """
+        del messages
+
     def chat_body(self, request: ChatRequest) -> dict[str, object]:
-        """The `/api/chat` request for `request`."""
+        """The `/api/chat` request for `request`.
+
+        `continue_last` needs nothing extra: Ollama continues a final assistant message
+        (ollama/ollama#6778). Its legacy templates are cut right after `{{ .Response }}`
+        (`template.Execute`), and the library's `.Messages` templates leave the last
+        assistant turn open (`{{ if not $last }}<end-of-turn>{{ end }}`); only a custom
+        template without that clause starts a new turn instead.
+        """
         body: dict[str, object] = {
             "model": self.name,
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],

@@ -22,7 +22,7 @@ from runtimes.base import (
     StreamEvent,
     TextDelta,
 )
-from runtimes.errors import ExternalFailure, ModelNotLoaded, RuntimeBusy
+from runtimes.errors import ExternalFailure, ModelNotLoaded, RuntimeBusy, UserFacingError
 from runtimes.openai_errors import malformed_reply, translate_error
 from runtimes.openai_stream import ChunkArrived, ChunkPump, StreamCancelled, StreamEnded
 
@@ -43,6 +43,21 @@ class ServerEndpoint:
     base_url: str
     timeout_s: float
     sampling_extras: bool = True
+
+
+CONTINUE_FIELDS: dict[str, object] = {
+    "continue_final_message": True,
+    "add_generation_prompt": False,
+}
+"""Body fields that make a server continue the final assistant message (vLLM's names).
+
+vLLM (and SGLang, Aphrodite, lmdeploy) format the chat so that the final message stays open
+when `continue_final_message` is true, which needs `add_generation_prompt` false. llama-server
+continues a final assistant message by default ("prefill assistant", since mid-2025; off with
+`--no-prefill-assistant`) and newer builds also read these two fields. llama-cpp-python's own
+server ignores unknown fields and always adds a generation prompt: there the "continuation"
+is a new assistant turn after the old text.
+"""
 
 
 class OpenAIModel:
@@ -87,8 +102,19 @@ class OpenAIModel:
         if pump is not None:
             pump.stop()
 
+    def count_tokens(self, messages: tuple[ChatMessage, ...]) -> None:
+        """None: the server renders the prompt with its own template, so it cannot be counted here.
+
+        (llama-server and vLLM offer `/tokenize`, but not the other servers, and not all of
+        them apply the chat template there; an exact count comes with each reply's usage.)
+        """
+        del messages
+
     def chat(self, request: ChatRequest, cancel: CancelToken) -> Iterator[StreamEvent]:
         """Stream the reply: `TextDelta`s, then exactly one `Done`.
+
+        With `request.continue_last`, the final assistant message goes to the server as it
+        is, with `CONTINUE_FIELDS` in the body (see there for which servers honour them).
 
         TTFT and decode speed are measured here, on arrival of the chunks. A cancel (checked
         between chunks, and while a read waits on a slow server) ends the stream within
@@ -101,9 +127,16 @@ class OpenAIModel:
                 rejected the request (400/422).
             ExternalFailure: the server is down, failed (5xx), timed out, dropped the connection
                 or sent a malformed reply. Text already yielded stays valid.
+            UserFacingError: `continue_last` for a server that takes no extra fields
+                (api.openai.com has no way to continue a message).
         """
         if self._unloaded:
             raise ModelNotLoaded("This model was unloaded. Load it again to chat.")
+        if request.continue_last and not self._endpoint.sampling_extras:
+            raise UserFacingError(
+                f"The server at {self._endpoint.base_url} cannot continue a reply. "
+                "Ask the model to go on in a new message instead."
+            )
         if not self._busy.acquire(blocking=False):
             raise RuntimeBusy("The model is still answering. Wait for it or stop it first.")
         released = False
@@ -174,6 +207,8 @@ class OpenAIModel:
                 "repeat_penalty": params.repeat_penalty,
                 "repetition_penalty": params.repeat_penalty,
             }
+        if request.continue_last:
+            extra_body.update(CONTINUE_FIELDS)
         return self._endpoint.client.chat.completions.create(
             model=self._model,
             messages=messages,

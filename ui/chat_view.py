@@ -1,23 +1,21 @@
 """The chat view: the transcript of one conversation, the message box, Send and Stop.
 
-Streaming text is appended at the end of the document with a cursor, so the cost of a token
-does not grow with the length of the reply; earlier blocks are never re-rendered.
+The transcript (`ui.transcript.Transcript`) renders Markdown and streams a reply at constant
+cost per token; this widget composes it with the message box, the buttons and edit mode.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtGui import QKeyEvent, QTextBlockFormat, QTextCharFormat, QTextCursor, QTextDocument
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
     QPushButton,
-    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
@@ -25,16 +23,9 @@ from PySide6.QtWidgets import (
 from app.chat import MessageView
 from runtimes.base import GenerationStats
 from ui.banner import Banner
+from ui.transcript import Transcript
 
-_ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System"}
-_PLAIN = QTextCharFormat()
-_BOLD = QTextCharFormat()
-_BOLD.setFontWeight(700)
-_STATUS_NOTES = {
-    "interrupted": "interrupted",
-    "error": "failed",
-    "partial": "interrupted",
-}
+_STATUS_NOTES = {"interrupted": "interrupted", "error": "failed", "partial": "interrupted"}
 
 
 def runtime_label(runtime: str) -> str:
@@ -62,6 +53,20 @@ def metrics_line(stats: GenerationStats, model_name: str = "", runtime: str = ""
     elif stats.stop_reason == "length":
         parts.append("hit max tokens")
     return " · ".join(parts)
+
+
+def message_note(message: MessageView) -> tuple[str, bool]:
+    """The quiet line under a stored reply: what went wrong, or its figures; and "is warning"."""
+    if message.role != "assistant":
+        return "", False
+    if message.status in _STATUS_NOTES:
+        note = _STATUS_NOTES[message.status]
+        return (f"{note}: {message.error}" if message.error else note), True
+    if message.stats is not None:
+        line = metrics_line(message.stats, message.model_name, message.runtime)
+        retry_note = str(message.params.get("note", ""))
+        return (f"{line} · {retry_note}" if retry_note else line), False
+    return "", False
 
 
 class MessageInput(QPlainTextEdit):
@@ -103,22 +108,30 @@ class ChatView(QWidget):
     Signals:
         send_requested(str): the user sent this text.
         stop_requested(): the user pressed Stop or Esc.
+        action_requested(str, int): a message control was clicked ("edit", "delete",
+            "regenerate", "continue", "prev", "next") for this message id.
+        edit_submitted(int, str): in edit mode, Send was pressed: the message id and new text.
     """
 
     send_requested = Signal(str)
     stop_requested = Signal()
+    action_requested = Signal(str, int)
+    edit_submitted = Signal(int, str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.transcript = QTextBrowser(self)
-        self.transcript.setObjectName("transcript")
-        self.transcript.setOpenExternalLinks(True)
-        self.transcript.document().setDocumentMargin(14)
+        self.transcript = Transcript(message_note, self)
         self.banner = Banner(self)
         self.notice = QLabel(self)
         self.notice.setObjectName("notice")
         self.notice.setWordWrap(True)
         self.notice.hide()
+        self.edit_bar = QLabel(self)
+        self.edit_bar.setObjectName("edit_bar")
+        self.edit_bar.setText(
+            "Editing a message — Send forks a new branch · <a href='cancel'>Cancel</a>"
+        )
+        self.edit_bar.hide()
         self.input = MessageInput(self)
         self.input.setPlaceholderText("Message…  (Enter sends, Shift+Enter new line)")
         self.input.setFixedHeight(84)
@@ -136,10 +149,14 @@ class ChatView(QWidget):
         )
         self.fallback.addItem("no fallback", "")
         self._build_layout()
+        self.editing_message_id: int | None = None
+        """The message being edited (Send forks a branch from it), or None."""
+        self._draft_before_edit = ""
         self.input.send_requested.connect(self._on_input_send_requested)
         self.send_button.clicked.connect(self._on_input_send_requested)
         self.stop_button.clicked.connect(self.stop_requested)
-        self._tail_open = False
+        self.edit_bar.linkActivated.connect(self._on_edit_bar_link_activated)
+        self.transcript.action_requested.connect(self.action_requested)
 
     def _build_layout(self) -> None:
         buttons = QVBoxLayout()
@@ -158,15 +175,19 @@ class ChatView(QWidget):
         layout.addWidget(self.banner)
         layout.addWidget(self.notice)
         layout.addWidget(self.transcript, 1)
+        layout.addWidget(self.edit_bar)
         layout.addLayout(bottom)
         layout.addLayout(options)
 
     # ----------------------------------------------------------------- input
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
-        """Esc stops a running reply."""
+        """Esc stops a running reply, or else leaves edit mode."""
         if event.key() == Qt.Key.Key_Escape and self.stop_button.isEnabled():
             self.stop_requested.emit()
+            return
+        if event.key() == Qt.Key.Key_Escape and self.editing_message_id is not None:
+            self.cancel_edit()
             return
         super().keyPressEvent(event)
 
@@ -177,11 +198,42 @@ class ChatView(QWidget):
             return
         # The box is cleared by `accept_sent()` once the message is stored: a send that fails
         # (no model, database locked) keeps what the user typed.
-        self.send_requested.emit(text)
+        if self.editing_message_id is not None:
+            self.edit_submitted.emit(self.editing_message_id, text)
+        else:
+            self.send_requested.emit(text)
+
+    @Slot(str)
+    def _on_edit_bar_link_activated(self, _link: str) -> None:
+        self.cancel_edit()
+
+    def start_edit(self, message_id: int, text: str) -> None:
+        """Put a message's text in the box; Send then emits `edit_submitted` for it."""
+        if self.editing_message_id is None:
+            self._draft_before_edit = self.input.toPlainText()
+        self.editing_message_id = message_id
+        self.input.setPlainText(text)
+        self.input.moveCursor(self.input.textCursor().MoveOperation.End)
+        self.edit_bar.show()
+        self.input.setFocus()
+
+    def cancel_edit(self) -> None:
+        """Leave edit mode and restore what was in the box before it."""
+        if self.editing_message_id is None:
+            return
+        self.editing_message_id = None
+        self.input.setPlainText(self._draft_before_edit)
+        self._draft_before_edit = ""
+        self.edit_bar.hide()
 
     def accept_sent(self) -> None:
-        """The sent message is stored: clear the message box."""
+        """The sent (or edited) message is stored: clear the box and leave edit mode."""
         self.input.clear()
+        if self.editing_message_id is not None:
+            self.editing_message_id = None
+            self.input.setPlainText(self._draft_before_edit)
+            self._draft_before_edit = ""
+            self.edit_bar.hide()
 
     def set_busy(self, busy: bool) -> None:
         """While a reply streams: Send disabled, Stop enabled."""
@@ -196,110 +248,28 @@ class ChatView(QWidget):
     # ----------------------------------------------------------- transcript
 
     def show_messages(self, messages: Sequence[MessageView]) -> None:
-        """Render a whole conversation (on open); streaming then appends at the end."""
-        self.transcript.clear()
-        self._tail_open = False
-        for message in messages:
-            self._append_header(message.role)
-            self._append_body(message.content)
-            self._append_footer(message)
-        if not messages:
-            self.transcript.setHtml(
-                "<p style='color:gray'>Say hello: type a message below and press Enter.</p>"
-            )
-        self._scroll_to_end()
+        """Render a whole conversation (on open), each message with its controls."""
+        self.transcript.show_messages(messages)
 
-    def append_user_message(self, text: str) -> None:
-        """Show the user's message at the end."""
-        self._clear_empty_hint()
-        self._append_header("user")
-        self._append_body(text)
+    def append_user_message(self, message: MessageView | str) -> None:
+        """Show the user's message at the end (pass the stored message so Edit/Delete work)."""
+        self.transcript.append_user_message(message)
 
     def begin_reply(self) -> None:
-        """Open an empty assistant block that `append_reply_text` grows."""
-        self._clear_empty_hint()
-        self._append_header("assistant")
-        self._cursor_at_end().insertBlock(QTextBlockFormat(), _PLAIN)
-        self._tail_open = True
+        """Open an empty assistant message that `append_reply_text` grows."""
+        self.transcript.begin_reply()
 
     def append_reply_text(self, text: str) -> None:
         """Append streamed text to the open reply: constant cost per call."""
-        if not self._tail_open:
-            self.begin_reply()
-        at_bottom = self._at_bottom()
-        self._cursor_at_end().insertText(text, _PLAIN)
-        if at_bottom:
-            self._scroll_to_end()
+        self.transcript.append_reply_text(text)
 
-    def end_reply(self, footer: str, warning: bool = False) -> None:
-        """Close the open reply with its metrics (or what went wrong)."""
-        self._tail_open = False
-        self._append_note(footer, warning)
-        self._scroll_to_end()
+    def end_reply(
+        self, footer: str, warning: bool = False, message: MessageView | None = None
+    ) -> None:
+        """Close the open reply with its metrics (or what went wrong), and its controls when
+        the stored `message` is given."""
+        self.transcript.end_reply(footer, warning, message)
 
     def reply_text(self) -> str:
-        """The plain text of the transcript (for tests and copy)."""
-        return str(self.transcript.toPlainText())
-
-    # -------------------------------------------------------------- helpers
-
-    def _cursor_at_end(self) -> QTextCursor:
-        cursor = QTextCursor(self.transcript.document())
-        cursor.movePosition(QTextCursor.MoveOperation.End)
-        return cursor
-
-    def _document(self) -> QTextDocument:
-        return self.transcript.document()
-
-    def _clear_empty_hint(self) -> None:
-        if self._document().blockCount() <= 1 and "Say hello" in self.reply_text():
-            self.transcript.clear()
-
-    def _append_header(self, role: str) -> None:
-        title = _ROLE_TITLES.get(role, role)
-        cursor = self._cursor_at_end()
-        block = QTextBlockFormat()
-        block.setTopMargin(14 if not self._document().isEmpty() else 0)
-        if self._document().isEmpty():
-            cursor.setBlockFormat(block)
-        else:
-            cursor.insertBlock(block, _PLAIN)
-        cursor.insertText(title, _BOLD)
-
-    def _append_body(self, text: str) -> None:
-        cursor = self._cursor_at_end()
-        cursor.insertBlock(QTextBlockFormat(), _PLAIN)
-        cursor.insertText(text, _PLAIN)
-
-    def _append_note(self, text: str, warning: bool) -> None:
-        if not text:
-            return
-        colour = "#b3541e" if warning else "gray"
-        cursor = self._cursor_at_end()
-        cursor.insertBlock(QTextBlockFormat(), _PLAIN)
-        cursor.insertHtml(
-            f"<span style='color:{colour}; font-size:small'>{html.escape(text)}</span>"
-        )
-
-    def _append_footer(self, message: MessageView) -> None:
-        if message.role != "assistant":
-            return
-        if message.status in _STATUS_NOTES:
-            note = (
-                f"{_STATUS_NOTES[message.status]}: {message.error}"
-                if message.error
-                else (_STATUS_NOTES[message.status])
-            )
-            self._append_note(note, warning=True)
-        elif message.stats is not None:
-            line = metrics_line(message.stats, message.model_name, message.runtime)
-            retry_note = str(message.params.get("note", ""))
-            self._append_note(f"{line} · {retry_note}" if retry_note else line, warning=False)
-
-    def _at_bottom(self) -> bool:
-        bar = self.transcript.verticalScrollBar()
-        return bool(bar.value() >= bar.maximum() - 4)
-
-    def _scroll_to_end(self) -> None:
-        bar = self.transcript.verticalScrollBar()
-        bar.setValue(bar.maximum())
+        """The transcript as text: each message's role, raw text and note (for tests, copy)."""
+        return self.transcript.source_text()

@@ -25,7 +25,7 @@ from app.runtimes import registry_for
 from app.settings import Settings
 from app.store import open_database
 from ui.main_window import MainWindow, Services
-from ui.theme import apply_theme
+from ui.theme import apply_theme, set_theme_choice
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,10 @@ def build_services(paths: AppPaths | None = None) -> Services:
     recovered = conversations.recover_interrupted()
     if recovered:
         log.warning("%d reply(ies) were cut off by a crash; marked interrupted", recovered)
+    # Conversations deleted in a session that ended before its Undo expired (a crash).
+    purged = conversations.purge_deleted()
+    if purged:
+        log.info("%d deleted conversation(s) purged", purged)
     settings = Settings.load(paths.settings_file)
     extra = [Path(p) for p in settings.opened_model_files]
     folders = tuple(Path(p) for p in settings.model_folders)
@@ -103,6 +107,8 @@ def run_gui(argv: Sequence[str] = ()) -> int:
         QMessageBox.critical(None, "LLM Workbench cannot start", exc.message)
         return 1
     _install_crash_handler(services.log_file)
+    if services.settings.theme != "system":
+        set_theme_choice(app, services.settings.theme)
     window = MainWindow(services)
     window.show()
     window.start_hardware_probe()

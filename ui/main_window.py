@@ -9,18 +9,17 @@ from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
     QMainWindow,
-    QMessageBox,
     QSplitter,
     QToolBar,
 )
 
-from app import __version__
 from app.chat import ConversationService
+from app.conversation_settings import ConversationSettings
 from app.engine import DEFAULT_CONTEXT, ModelHost
 from app.errors import LoadCancelled, UserFacingError, WorkbenchError
 from app.fit_service import fit_file
@@ -32,20 +31,27 @@ from app.library import ModelLibrary
 from app.measurements import MeasurementStore
 from app.model_options import ModelOptionsStore
 from app.paths import AppPaths
+from app.presets import PresetStore
 from app.recommend import recommend
 from app.runtimes import RuntimeEntry, RuntimeRegistry
 from app.settings import Settings
 from app.speed import Calibration
 from app.store import Database
 from runtimes.base import RemoteModel
+from ui.about_dialog import AboutDialog, open_folder
 from ui.chat_controller import ChatController
+from ui.chat_settings_panel import ChatSettingsPanel, new_chat_settings
 from ui.chat_view import ChatView
 from ui.conversation_list import ConversationList
 from ui.conversation_transfer import ConversationTransfer
+from ui.history_actions import HistoryActions
 from ui.machine_page import FitFn, MachinePage, RecommendFn
+from ui.main_menus import build_menus
+from ui.message_actions import MessageActions
 from ui.model_controller import ModelController
 from ui.model_picker import ModelPicker
 from ui.models_window import ModelsWindow
+from ui.preferences_dialog import PreferencesDialog
 from ui.resource_strip import ResourceStrip
 from ui.runtimes_page import RuntimesPage
 from ui.workers import (
@@ -77,6 +83,25 @@ class Services:
 class MainWindow(QMainWindow):
     """Conversations on the left, the chat in the middle, the machine in the status bar."""
 
+    # Menu actions, made by `ui.main_menus.build_menus`.
+    new_action: QAction
+    open_action: QAction
+    export_action: QAction
+    import_action: QAction
+    preferences_action: QAction
+    stop_action: QAction
+    regenerate_action: QAction
+    continue_action: QAction
+    edit_last_action: QAction
+    copy_reply_action: QAction
+    load_options_action: QAction
+    settings_panel_action: QAction
+    runtimes_action: QAction
+    machine_action: QAction
+    models_action: QAction
+    about_action: QAction
+    open_logs_action: QAction
+
     def __init__(self, services: Services) -> None:
         super().__init__()
         self.services = services
@@ -93,15 +118,30 @@ class MainWindow(QMainWindow):
         self.models = ModelController(
             services.host, self.picker, services.library, self, services.registry, options
         )
+        presets = PresetStore(services.database) if services.database is not None else None
+        self.presets = presets
+        self.settings_panel = ChatSettingsPanel(presets, self)
         self.chat = ChatController(
-            services.conversations, self.chat_view, self.models, str(services.log_file), self
+            services.conversations,
+            self.chat_view,
+            self.models,
+            str(services.log_file),
+            self,
+            panel=self.settings_panel,
+        )
+        self.chat.new_chat_settings = self._new_chat_settings
+        self.message_actions = MessageActions(self.chat, self)
+        self.history = HistoryActions(
+            services.conversations, self.conversation_list, self.chat, self.refresh_conversations
         )
         self.models.reply_running = lambda: self.chat.busy
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
         self.splitter.addWidget(self.conversation_list)
         self.splitter.addWidget(self.chat_view)
+        self.splitter.addWidget(self.settings_panel)
         self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([240, 940])
+        self.splitter.setCollapsible(1, False)
+        self.splitter.setSizes([230, 640, 310])
         self.setCentralWidget(self.splitter)
         self.hardware_label = QLabel("Probing hardware…", self)
         self.speed_label = QLabel("", self)
@@ -121,6 +161,9 @@ class MainWindow(QMainWindow):
         self._connect()
         self.refresh_models()
         self._restore_state()
+        if self.chat.conversation_id is None:
+            self.settings_panel.set_settings(self._new_chat_settings())
+        self.update_chat_actions()
 
     # ------------------------------------------------------------------ build
 
@@ -132,63 +175,21 @@ class MainWindow(QMainWindow):
         self.addToolBar(toolbar)
 
     def _build_menus(self) -> None:
-        file_menu = self.menuBar().addMenu("&File")
-        self.new_action = QAction("&New Chat", self)
-        self.new_action.setShortcut(QKeySequence.StandardKey.New)
-        self.open_action = QAction("&Open GGUF File…", self)
-        self.open_action.setShortcut(QKeySequence.StandardKey.Open)
-        quit_action = QAction("&Quit", self)
-        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
-        quit_action.setMenuRole(QAction.MenuRole.QuitRole)
         self.transfer = ConversationTransfer(self)
-        self.export_action = self.transfer.export_action
-        self.import_action = self.transfer.import_action
-        file_menu.addActions([self.new_action, self.open_action])
-        file_menu.addSeparator()
-        file_menu.addActions([self.export_action, self.import_action])
-        file_menu.addSeparator()
-        file_menu.addAction(quit_action)
-        file_menu.aboutToShow.connect(self._on_file_menu_about_to_show)
-        self.new_action.triggered.connect(self._on_new_action_triggered)
-        self.open_action.triggered.connect(self._on_open_action_triggered)
-        quit_action.triggered.connect(self.close)
-        chat_menu = self.menuBar().addMenu("&Chat")
-        self.stop_action = QAction("&Stop Reply", self)
-        self.stop_action.setShortcut(QKeySequence(Qt.Key.Key_Escape))
-        self.stop_action.triggered.connect(self.chat.stop)
-        chat_menu.addAction(self.stop_action)
-        model_menu = self.menuBar().addMenu("&Model")
-        self.load_options_action = QAction("Load &Options…", self)
-        self.load_options_action.triggered.connect(self.models.edit_load_options)
-        model_menu.addActions([self.load_options_action, self.models.keep_warm_action])
-        view_menu = self.menuBar().addMenu("&View")
-        self.runtimes_action = QAction("&Runtimes…", self)
-        self.runtimes_action.triggered.connect(self._on_runtimes_action_triggered)
-        self.machine_action = QAction("This &Machine…", self)
-        self.machine_action.setShortcut(QKeySequence("Ctrl+Shift+M"))
-        self.machine_action.triggered.connect(self._on_machine_action_triggered)
-        self.models_action = QAction("&Models…", self)
-        self.models_action.setShortcut(QKeySequence("Ctrl+Shift+L"))
-        self.models_action.triggered.connect(self._on_models_action_triggered)
-        view_menu.addActions([self.models_action, self.machine_action, self.runtimes_action])
-        help_menu = self.menuBar().addMenu("&Help")
-        about = QAction("&About LLM Workbench", self)
-        about.setMenuRole(QAction.MenuRole.AboutRole)
-        about.triggered.connect(self._on_about_triggered)
-        help_menu.addAction(about)
+        build_menus(self)
 
     def _connect(self) -> None:
         cl = self.conversation_list
         cl.new_requested.connect(self._on_new_action_triggered)
         cl.conversation_selected.connect(self._on_conversation_list_conversation_selected)
-        cl.rename_requested.connect(self._on_conversation_list_rename_requested)
-        cl.delete_requested.connect(self._on_conversation_list_delete_requested)
         self.picker.model_chosen.connect(self._on_picker_model_chosen)
         self.picker.open_file_requested.connect(self._on_open_action_triggered)
         self.picker.load_requested.connect(self._on_picker_load_requested)
         self.picker.unload_requested.connect(self.models.unload)
         self.models.load_failed.connect(self._on_models_load_failed)
         self.chat.conversations_changed.connect(self.refresh_conversations)
+        self.chat.conversations_changed.connect(self.update_chat_actions)
+        self.chat.reply_finished.connect(self.update_chat_actions)
         self.chat.speed_measured.connect(self.speed_label.setText)
 
     # ---------------------------------------------------------------- public
@@ -335,7 +336,11 @@ class MainWindow(QMainWindow):
             return
         path = self.picker.selected_path()
         name = self.picker.model_name() if path else ""
-        self.chat.new_conversation(path, name)
+        try:
+            self.chat.new_conversation(path, name)
+        except WorkbenchError as exc:  # database locked, disk full
+            self.chat_view.banner.show_error(exc)
+            return
         self.chat_view.input.setFocus()
 
     @Slot()
@@ -356,32 +361,10 @@ class MainWindow(QMainWindow):
             return
         self.chat.open_conversation(conversation_id)
         self._update_export_action()
+        self.update_chat_actions()
         conv = self.services.conversations.get(conversation_id)
         if conv.model_path:
             self.picker.select_path(conv.model_path)
-
-    @Slot(int, str)
-    def _on_conversation_list_rename_requested(self, conversation_id: int, title: str) -> None:
-        try:
-            self.services.conversations.rename(conversation_id, title)
-        except WorkbenchError as exc:
-            self.chat_view.banner.show_error(exc)
-        self.refresh_conversations()
-
-    @Slot(int)
-    def _on_conversation_list_delete_requested(self, conversation_id: int) -> None:
-        if self.chat.busy and conversation_id == self.chat.conversation_id:
-            self.chat_view.banner.show_message("Stop the reply before deleting this conversation.")
-            return
-        try:
-            self.services.conversations.delete(conversation_id)
-        except WorkbenchError as exc:
-            self.chat_view.banner.show_error(exc)
-            return
-        if conversation_id == self.chat.conversation_id:
-            self.chat.conversation_id = None
-            self.chat_view.show_messages([])
-        self.refresh_conversations()
 
     @Slot(str)
     def _on_picker_model_chosen(self, path: str) -> None:
@@ -496,14 +479,51 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _on_about_triggered(self) -> None:
-        paths = self.services.paths
-        QMessageBox.about(
-            self,
-            "About LLM Workbench",
-            f"<b>LLM Workbench {__version__}</b><br>Run open-weight LLMs on your own machine."
-            f"<br><br>Data: {paths.data_dir}<br>Models: {paths.models_dir}<br>"
-            f"Logs: {paths.log_dir}",
+        self.show_about()
+
+    def show_about(self) -> AboutDialog:
+        """Open the About dialog (versions and paths)."""
+        dialog = AboutDialog(self.services.paths, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    @Slot()
+    def _on_open_logs_action_triggered(self) -> None:
+        open_folder(self.services.paths.log_dir)
+
+    @Slot()
+    def _on_preferences_action_triggered(self) -> None:
+        self.show_preferences()
+
+    def show_preferences(self) -> PreferencesDialog:
+        """Open Preferences (window-modal; OK saves and applies)."""
+        dialog = PreferencesDialog(self.services.settings, self.presets, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        dialog.show()
+        return dialog
+
+    def _new_chat_settings(self) -> ConversationSettings:
+        settings = self.services.settings
+        return new_chat_settings(
+            self.presets, settings.default_preset, settings.default_system_prompt
         )
+
+    @Slot()
+    def update_chat_actions(self) -> None:
+        """Enable the Chat menu's actions that apply now (also their shortcuts)."""
+        actions = self.message_actions
+        idle = not self.chat.busy and self.chat.conversation_id is not None
+        has_reply = actions.last("assistant") is not None
+        self.regenerate_action.setEnabled(idle and has_reply)
+        self.continue_action.setEnabled(idle and actions.can_continue())
+        self.edit_last_action.setEnabled(idle and actions.last("user") is not None)
+        self.copy_reply_action.setEnabled(has_reply)
+
+    @Slot(bool)
+    def _on_settings_panel_action_toggled(self, shown: bool) -> None:
+        self.settings_panel.setVisible(shown)
 
     # ------------------------------------------------------- state and close
 
@@ -513,6 +533,8 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(QByteArray(settings.window_geometry))
         if settings.splitter_state:
             self.splitter.restoreState(QByteArray(settings.splitter_state))
+        self.settings_panel_action.setChecked(settings.chat_settings_visible)
+        self.settings_panel.setVisible(settings.chat_settings_visible)
         last = settings.last_conversation_id
         ids = [c.id for c in self.services.conversations.list_conversations()]
         if last in ids:
@@ -530,6 +552,7 @@ class MainWindow(QMainWindow):
         settings.window_geometry = bytes(self.saveGeometry().data())
         settings.splitter_state = bytes(self.splitter.saveState().data())
         settings.last_conversation_id = self.chat.conversation_id
+        settings.chat_settings_visible = self.settings_panel.isVisibleTo(self)
         settings.selected_model_path = self.picker.selected_path()
         settings.save()
 
@@ -541,6 +564,8 @@ class MainWindow(QMainWindow):
             log.warning("window state not saved: %s", exc)
         finally:
             self.chat.shutdown()
+            self.conversation_list.expire_undo()  # a pending Undo ends with the window
+            self.history.purge_deleted()
             self.models.shutdown()
             # With the worker process gone, a generation still waiting on it ends at once.
             if not self.chat.wait_for_generation(10_000):

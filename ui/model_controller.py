@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
@@ -324,9 +325,10 @@ class ModelController(QObject):
 
     # ------------------------------------------------------------ load, unload
 
-    def load(self, choice: str) -> None:
+    def load(self, choice: str, n_ctx: int | None = None) -> None:
         """Start loading the picker's `choice` beside the models already loaded (reloading it
-        when it is loaded); no-op while a load runs."""
+        when it is loaded); no-op while a load runs. `n_ctx` overrides the context (a
+        conversation's own setting)."""
         if self.loading:
             return
         try:
@@ -335,6 +337,12 @@ class ModelController(QObject):
         except WorkbenchError as exc:
             self.load_failed.emit(exc)
             return
+        if n_ctx is not None and n_ctx != plan.options.n_ctx:
+            plan = replace(
+                plan,
+                options=replace(plan.options, n_ctx=n_ctx),
+                explanation=f"{plan.explanation} · context {n_ctx} from this conversation",
+            )
         worker = KeyedLoadWorker(host, choice_key(choice), split_choice(choice)[1], plan)
 
         def connect() -> None:

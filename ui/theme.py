@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QApplication
 
 THEME_ENV = "LLM_WORKBENCH_THEME"
 _FOLLOWING = "workbenchFollowsColorScheme"
+_CHOICE = "workbenchThemeChoice"
 
 _DARK: dict[QPalette.ColorRole, str] = {
     QPalette.ColorRole.Window: "#2b2b2d",
@@ -37,11 +38,21 @@ _DARK: dict[QPalette.ColorRole, str] = {
 
 
 def wants_dark(app: QGuiApplication) -> bool:
-    """Whether to show the dark theme: the env override, else the system's color scheme."""
+    """Whether to show the dark theme: the env override, else the user's choice in
+    Preferences, else the system's color scheme."""
     forced = os.environ.get(THEME_ENV, "").strip().lower()
     if forced in ("dark", "light"):
         return forced == "dark"
+    chosen = str(app.property(_CHOICE) or "system")
+    if chosen in ("dark", "light"):
+        return chosen == "dark"
     return bool(app.styleHints().colorScheme() == Qt.ColorScheme.Dark)
+
+
+def set_theme_choice(app: QApplication, choice: str) -> bool:
+    """Use "light", "dark" or "system" from now on (Preferences); returns whether dark."""
+    app.setProperty(_CHOICE, choice)
+    return apply_theme(app)
 
 
 def dark_palette() -> QPalette:
@@ -65,7 +76,12 @@ def apply_theme(app: QApplication) -> bool:
 
 
 def _apply(app: QApplication) -> bool:
-    if sys.platform == "darwin":  # the native style follows the system appearance itself
+    if sys.platform == "darwin":
+        # The native style follows the appearance Qt is told: the system's, or the user's
+        # choice (Qt 6.8+ can override the scheme per application).
+        chosen = str(app.property(_CHOICE) or "system")
+        scheme = {"dark": Qt.ColorScheme.Dark, "light": Qt.ColorScheme.Light}
+        app.styleHints().setColorScheme(scheme.get(chosen, Qt.ColorScheme.Unknown))
         return wants_dark(app)
     dark = wants_dark(app)
     app.setPalette(dark_palette() if dark else app.style().standardPalette())

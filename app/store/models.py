@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -96,10 +97,13 @@ class ModelFile(Base):
 
 
 class Conversation(Base):
-    """A chat: its title, the model it last used, and its own settings."""
+    """A chat: its title, the model it last used, its own settings, pin and branch shown."""
 
     __tablename__ = "conversations"
-    __table_args__ = (Index(None, "updated_at"),)
+    __table_args__ = (
+        Index(None, "updated_at"),
+        Index(None, "deleted_at", "pinned", "updated_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     title: Mapped[str] = mapped_column(Text, default="New chat")
@@ -110,6 +114,11 @@ class Conversation(Base):
     runtime: Mapped[str] = mapped_column(String(32), default="")
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     title_is_auto: Mapped[bool] = mapped_column(default=True)
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("0"))
+    deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    """Set when the user deletes it (undo-able); rows are removed for good by a purge."""
+    active_leaf_id: Mapped[int | None] = mapped_column(Integer)
+    """The last message of the branch shown; no foreign key (it would make a cycle)."""
 
 
 class Message(Base):
@@ -206,6 +215,16 @@ class LoadMeasurement(Base):
     decode_tps: Mapped[float | None] = mapped_column(Float)
     prompt_tps: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+
+
+class SamplingPreset(Base):
+    """A sampling preset the user saved under a name (the built-in ones live in code)."""
+
+    __tablename__ = "sampling_presets"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
 
 

@@ -44,6 +44,8 @@ class ReplyRecorder:
         conversation_id: its conversation, whose `updated_at` moves when the reply ends.
         flush_interval: the longest time, in seconds, text may wait in memory.
         clock: a monotonic clock in seconds (injectable for tests).
+        initial_text: text the row already holds (a reply being continued); appended
+            text extends it, and every write stores the whole.
     """
 
     def __init__(
@@ -54,13 +56,14 @@ class ReplyRecorder:
         *,
         flush_interval: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
+        initial_text: str = "",
     ) -> None:
         self._db = db
         self._message_id = message_id
         self._conversation_id = conversation_id
         self._flush_interval = flush_interval
         self._clock = clock
-        self._parts: list[str] = []
+        self._parts: list[str] = [initial_text] if initial_text else []
         self._status = "partial"
         self._error = ""
         self._stats: GenerationStats | None = None
@@ -81,7 +84,7 @@ class ReplyRecorder:
 
     @property
     def text(self) -> str:
-        """Everything appended so far (saved or not)."""
+        """The initial text plus everything appended so far (saved or not)."""
         if len(self._parts) > 1:
             self._parts = ["".join(self._parts)]
         return self._parts[0] if self._parts else ""

@@ -24,6 +24,7 @@ from runtimes.llamacpp.templates import (
     GGUF_TEMPLATE_KEY,
     TemplateChoice,
     fallback_by_source,
+    render_prompt_text,
     replace_broken_template,
 )
 from runtimes.llamacpp.textstream import StopMatcher, normalize_bos
@@ -174,14 +175,23 @@ class Engine:
         return ids
 
     def render(
-        self, messages: Sequence[ChatMessage], extra_stops: Sequence[str] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        extra_stops: Sequence[str] = (),
+        *,
+        continue_last: bool = False,
     ) -> RenderedPrompt:
         """The prompt text and token ids for a conversation, with BOS exactly once if wanted.
+
+        With `continue_last`, the prompt ends with the last (assistant) message's text, so
+        that the model continues it (see `templates.render_prompt_text`). The stops are the
+        same as for a new reply; the text is tokenized as a whole, so when the partial reply
+        re-tokenizes as the model produced it, the prompt cache reuses all of it.
 
         Raises:
             TemplateRenderError: the model's chat template rejected the conversation.
         """
-        text = self._render(messages)
+        text = render_prompt_text(self._render, messages, continue_last=continue_last)
         want_bos = self._add_bos or bool(self._bos_text and text.startswith(self._bos_text))
         raw = self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
         tokens = normalize_bos([int(t) for t in raw], self.bos_id, want_bos)

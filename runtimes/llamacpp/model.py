@@ -122,6 +122,7 @@ class LlamaCppModel:
                     "id": request_id,
                     "messages": protocol.messages_to_wire(request.messages),
                     "params": request.params.as_dict(),
+                    "continue_last": request.continue_last,
                 }
             )
             cancel_sent_at: float | None = None
@@ -155,25 +156,53 @@ class LlamaCppModel:
             if not released:
                 self._busy.release()
 
-    def render_prompt(self, messages: Sequence[ChatMessage]) -> RenderedPrompt:
+    def render_prompt(
+        self, messages: Sequence[ChatMessage], *, continue_last: bool = False
+    ) -> RenderedPrompt:
         """The exact prompt text and token ids the model would get (for tests and debugging).
+
+        Args:
+            messages: the conversation.
+            continue_last: render it as `ChatRequest(continue_last=True)` would.
 
         Raises:
             ModelNotLoaded, RuntimeBusy, RuntimeCrashed, UserFacingError, ExternalFailure:
                 as `chat`.
+        """
+        payload: Message = {
+            "messages": protocol.messages_to_wire(tuple(messages)),
+            "continue_last": continue_last,
+        }
+        return _rendered_from_wire(self._ask("render", payload))
+
+    def count_tokens(self, messages: tuple[ChatMessage, ...]) -> int:
+        """The prompt tokens `messages` take as a new reply's prompt (BOS included).
+
+        The worker renders and tokenizes the conversation exactly as for `chat` (same
+        template, same generation prompt), without generating: the figure equals the
+        `prompt_tokens` a reply to the same messages reports. It may exceed the context.
+        The worker serves one request at a time, so this is for an idle model: while a
+        reply streams it raises `RuntimeBusy` rather than wait.
+
+        Raises:
+            ModelNotLoaded, RuntimeBusy, RuntimeCrashed, ExternalFailure: as `chat`.
+            ChatTemplateFailed: the model's chat template rejected the conversation.
+        """
+        event = self._ask("count", {"messages": protocol.messages_to_wire(messages)})
+        return protocol.get_int(event, "tokens")
+
+    def _ask(self, op: str, payload: Message) -> Message:
+        """Send a quick request (no generation) and return its answer.
+
+        Raises:
+            as `render_prompt`.
         """
         self._check_alive()
         if not self._busy.acquire(blocking=False):
             raise RuntimeBusy("The model is still answering. Wait for it or stop it first.")
         try:
             request_id = next(self._ids)
-            self._send(
-                {
-                    "op": "render",
-                    "id": request_id,
-                    "messages": protocol.messages_to_wire(tuple(messages)),
-                }
-            )
+            self._send({"op": op, "id": request_id, **payload})
             deadline = time.monotonic() + _RENDER_TIMEOUT_S
             while time.monotonic() < deadline:
                 event = self._next_event(_POLL_S, request_id)
@@ -181,7 +210,7 @@ class LlamaCppModel:
                     continue
                 if event["ev"] == "error":
                     raise self._request_error(event)
-                return _rendered_from_wire(event)
+                return event
             raise self._unresponsive()
         finally:
             self._busy.release()

@@ -3,8 +3,10 @@
 Parent -> worker (key "op"):
     load     {path, n_ctx, n_gpu_layers, n_threads, n_batch, flash_attn, kv_cache_type
               ("f16" | "q8_0" | "q4_0", for K and V), use_mmap, use_mlock, template}
-    chat     {id, messages: [{role, content}], params: GenerationParams.as_dict()}
-    render   {id, messages}                    (debug: the exact prompt and token ids)
+    chat     {id, messages: [{role, content}], params: GenerationParams.as_dict(),
+              continue_last?: bool}             (continue the last, assistant, message)
+    render   {id, messages, continue_last?}    (debug: the exact prompt and token ids)
+    count    {id, messages}                    (the prompt's token count, no generation)
     cancel   {id}                              (stop the running chat `id`)
     exit     {}
 
@@ -17,9 +19,13 @@ Worker -> parent (key "ev"):
     text     {id, text}
     done     {id, stats: GenerationStats.as_dict()}
     rendered {id, text, tokens, bos_id, stop_ids, stop_texts}
+    counted  {id, tokens}                      (tokens: how many, BOS included)
     error    {id?, kind: "load" | "request" | "template" | "engine" | "internal", message}
              (template: the chat template rejected the conversation; internal: a bug in
              the worker, whose traceback is in its stderr; the worker keeps serving)
+
+The worker serves one request at a time: a `render` or `count` sent while a chat runs waits
+until that chat ends (the parent's handle refuses them while it streams, with `RuntimeBusy`).
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from typing import cast
 from runtimes.base import ChatMessage, GenerationParams, GenerationStats, Role, StopReason
 from runtimes.errors import ExternalFailure
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 MAX_LINE_BYTES = 64 * 1024 * 1024
 LOAD_FINISHED_MARKER = "llm-workbench: model load finished"
 """Written to stderr after loading, so the parent knows it has read the whole load log."""
@@ -96,6 +102,13 @@ def get_bool(message: Message, key: str) -> bool:
     if not isinstance(value, bool):
         raise ProtocolError(f"field {key!r} is not a boolean", json.dumps(message)[:500])
     return value
+
+
+def get_flag(message: Message, key: str) -> bool:
+    """An optional boolean field (absent: False); raises ProtocolError on another type."""
+    if key not in message:
+        return False
+    return get_bool(message, key)
 
 
 def get_float(message: Message, key: str) -> float:

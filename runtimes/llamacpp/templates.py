@@ -114,6 +114,34 @@ LLAMA3 = PromptFormat("llama3", "Llama 3", ("<|eot_id|>", "<|start_header_id|>")
 FALLBACKS: dict[str, PromptFormat] = {f.name: f for f in (GEMMA, CHATML, LLAMA3)}
 
 
+def render_prompt_text(
+    render: Callable[[Sequence[ChatMessage]], str],
+    messages: Sequence[ChatMessage],
+    *,
+    continue_last: bool = False,
+) -> str:
+    """The prompt text for a new reply, or for continuing the last (assistant) message.
+
+    To continue, the conversation without its last message is rendered as for a new reply
+    (generation prompt included), and that message's text follows verbatim, with no
+    end-of-turn after it: the prompt is exactly what the model saw when it wrote that text,
+    so it carries on mid-sentence. This works for any template (a GGUF Jinja one or a
+    built-in format), unlike cutting a fully rendered conversation after the message, which
+    breaks with templates that trim or rewrite assistant turns.
+
+    Args:
+        render: a format's renderer (ends with an open assistant turn).
+        messages: the conversation; with `continue_last`, its last message is the partial
+            assistant reply.
+        continue_last: continue the last message instead of starting a new turn.
+    """
+    if not continue_last:
+        return render(messages)
+    if not messages or messages[-1].role != "assistant":
+        raise ValueError("continue_last needs an assistant message at the end")
+    return render(messages[:-1]) + messages[-1].content
+
+
 def fallback_for(architecture: str, has_token: Callable[[str], bool]) -> PromptFormat:
     """The built-in format for a model of `architecture` whose file has no chat template.
 

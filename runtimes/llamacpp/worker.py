@@ -116,7 +116,7 @@ class Worker:
     def _dispatch(self, op: str, message: Message) -> None:
         if op == "load":
             self._load(message)
-        elif op in ("chat", "render"):
+        elif op in ("chat", "render", "count"):
             self._request(op, message)
         else:
             raise ProtocolError(f"unknown op {op!r}")
@@ -183,9 +183,16 @@ class Worker:
         if not isinstance(engine, Engine):
             raise ProtocolError("no model is loaded")
         messages = protocol.messages_from_wire(message.get("messages"))
+        continue_last = protocol.get_flag(message, "continue_last")
+        if continue_last and (not messages or messages[-1].role != "assistant"):
+            raise ProtocolError("continue_last without an assistant message at the end")
         try:
+            if op == "count":
+                counted = engine.render(messages)
+                self._out.send({"ev": "counted", "id": request_id, "tokens": len(counted.tokens)})
+                return
             if op == "render":
-                rendered = engine.render(messages)
+                rendered = engine.render(messages, continue_last=continue_last)
                 self._out.send(
                     {
                         "ev": "rendered",
@@ -199,7 +206,7 @@ class Worker:
                 )
                 return
             params = protocol.params_from_wire(protocol.get_dict(message, "params"))
-            prompt = engine.render(messages, params.stop)
+            prompt = engine.render(messages, params.stop, continue_last=continue_last)
             batcher = TextBatcher(
                 lambda text: self._out.send({"ev": "text", "id": request_id, "text": text})
             )

@@ -8,7 +8,8 @@ Like Ollama it loads a model on first use (or on an empty-prompt `/api/generate`
 for another `num_ctx`, holds one model at a time, queues requests, streams one NDJSON line per
 token, reports durations in nanoseconds, and answers errors as `{"error": "..."}` with Ollama's
 status codes and wording. Tokens come from llama-cpp-python in this process (`TokenEngine`),
-with the model file's own chat template.
+with the model file's own chat template. A final assistant message in `/api/chat` is
+continued, as Ollama's library templates do (the turn is left open); only new text streams.
 
 Test-only routes: `POST /_test/fault {"kind", "after", "seconds", "message"}` makes the next
 streamed reply "drop" the connection, send a "malformed" line, or "stall" for `seconds` after

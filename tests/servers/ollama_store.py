@@ -198,9 +198,17 @@ class TokenEngine:
         self.llama.reset()
 
     def prompt(self, messages: list[ChatMessage]) -> list[int]:
-        """The prompt's tokens, as the template renders the conversation."""
-        wire = [{"role": m.role, "content": m.content} for m in messages]
-        text = self._format(messages=wire).prompt
+        """The prompt's tokens, as the template renders the conversation.
+
+        A final assistant message is continued, as Ollama does (its library templates leave
+        the last assistant turn open: `{{ if not $last }}<|im_end|>{{ end }}`): the rest is
+        rendered with the generation prompt and that message's text follows, unclosed.
+        """
+        head, prefill = messages, ""
+        if messages and messages[-1].role == "assistant":
+            head, prefill = messages[:-1], messages[-1].content
+        wire = [{"role": m.role, "content": m.content} for m in head]
+        text = self._format(messages=wire).prompt + prefill
         add_bos = self._add_bos and not (self._bos_text and text.startswith(self._bos_text))
         return self.llama.tokenize(text.encode(), add_bos=add_bos, special=True)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QUrl
 
 from app.chat import MessageView
 from runtimes.base import GenerationStats
@@ -51,7 +51,7 @@ def test_streaming_never_touches_earlier_blocks(qtbot) -> None:
         (doc.findBlockByNumber(i).revision(), doc.findBlockByNumber(i).text())
         for i in range(doc.blockCount())
     ]
-    view.append_user_message("tell me more")
+    view.append_user_message(_message("user", "tell me more"))
     view.begin_reply()
     for i in range(500):
         view.append_reply_text(f"tok{i} ")
@@ -144,3 +144,49 @@ def test_metrics_line_names_the_runtime() -> None:
     assert line.startswith("Qwen 2.5 7B · Q4_K_M · llama.cpp · ")
     assert " · Ollama · " in metrics_line(_stats(), "llama3.2", "ollama")
     assert " · vllm-box · " in metrics_line(_stats(), "m", "openai:vllm-box")
+
+
+def test_append_user_message_takes_the_stored_message(qtbot) -> None:
+    view = ChatView()
+    qtbot.addWidget(view)
+    actions: list[tuple[str, int]] = []
+    view.action_requested.connect(lambda a, i: actions.append((a, i)))
+    view.append_user_message(_message("user", "stored"))
+    view.transcript.anchorClicked.emit(QUrl("action:edit:1"))
+    assert actions == [("edit", 1)]
+    assert view.reply_text() == "You\nstored"
+
+
+def test_edit_mode_sends_an_edit_and_escape_restores_the_draft(qtbot) -> None:
+    view = ChatView()
+    qtbot.addWidget(view)
+    sent: list[str] = []
+    edits: list[tuple[int, str]] = []
+    view.send_requested.connect(sent.append)
+    view.edit_submitted.connect(lambda i, t: edits.append((i, t)))
+    view.input.setPlainText("half-typed draft")
+    view.start_edit(42, "old question")
+    assert view.editing_message_id == 42
+    assert view.input.toPlainText() == "old question"
+    assert not view.edit_bar.isHidden()
+    qtbot.keyClicks(view.input, " fixed")
+    qtbot.keyClick(view.input, Qt.Key.Key_Return)
+    assert edits == [(42, "old question fixed")] and sent == []
+    qtbot.keyClick(view.input, Qt.Key.Key_Escape)
+    assert view.editing_message_id is None
+    assert view.input.toPlainText() == "half-typed draft"
+    assert view.edit_bar.isHidden()
+    qtbot.keyClick(view.input, Qt.Key.Key_Return)
+    assert sent == ["half-typed draft"]
+
+
+def test_cancel_link_and_accept_sent_leave_edit_mode(qtbot) -> None:
+    view = ChatView()
+    qtbot.addWidget(view)
+    view.start_edit(3, "text")
+    view.edit_bar.linkActivated.emit("cancel")
+    assert view.editing_message_id is None and view.input.toPlainText() == ""
+    view.input.setPlainText("draft")
+    view.start_edit(3, "text")
+    view.accept_sent()
+    assert view.editing_message_id is None and view.input.toPlainText() == "draft"

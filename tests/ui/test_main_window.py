@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
+from app.chat import ConversationNotFound
 from ui.main import build_services
 from ui.main_window import MainWindow
 
@@ -147,13 +148,31 @@ def test_rename_and_delete_from_the_list(qtbot, make_window) -> None:
     second = service.create("", "", "llamacpp")
     window.refresh_conversations()
     assert len(window.conversation_list.titles()) == 2
-    item = window.conversation_list.list.item(0)
+    item = window.conversation_list.item_for(second.id)
     item.setText("Renamed in place")  # what the in-place editor does on Enter
     assert service.get(second.id).title == "Renamed in place"
     assert "Renamed in place" in window.conversation_list.titles()
     window.conversation_list.delete_requested.emit(first.id)
     assert [c.id for c in service.list_conversations()] == [second.id]
     assert len(window.conversation_list.titles()) == 1
+    assert window.conversation_list.pending_undo() == first.id
+    window.conversation_list.undo_requested.emit(first.id)  # Undo brings it back
+    assert {c.id for c in service.list_conversations()} == {first.id, second.id}
+    window.conversation_list.delete_requested.emit(first.id)
+    window.conversation_list.expire_undo()  # the bar timed out: gone for good
+    with pytest.raises(ConversationNotFound):
+        service.restore(first.id)
+
+
+def test_pin_from_the_list_puts_it_first(qtbot, make_window) -> None:
+    window = make_window()
+    service = window.services.conversations
+    older = service.create("", "", "llamacpp")
+    service.create("", "", "llamacpp")
+    window.refresh_conversations()
+    window.conversation_list.pin_requested.emit(older.id, True)
+    assert service.list_conversations()[0].id == older.id
+    assert window.conversation_list.headers()[0] == "Pinned"
 
 
 def test_a_model_without_template_says_so_and_stays_in_the_list(
@@ -263,10 +282,15 @@ def test_a_crash_is_retried_on_the_fallback_model(qtbot, make_window, gemma_path
     assert model is not None
     with qtbot.waitSignal(window.chat.reply_finished, timeout=90_000):
         os.kill(model.pid, signal.SIGKILL)
-    messages = window.services.conversations.messages(window.chat.conversation_id)
-    assert [m.role for m in messages] == ["user", "assistant", "assistant"]
-    crashed, retried = messages[1], messages[2]
-    assert crashed.status == "interrupted"
+    service = window.services.conversations
+    messages = service.messages(window.chat.conversation_id)
+    # The retry is a second version of the reply; the crashed one stays as version 1.
+    assert [m.role for m in messages] == ["user", "assistant"]
+    retried = messages[1]
+    assert (retried.branch_index, retried.branch_count) == (2, 2)
+    crashed = service.switch_branch(window.chat.conversation_id, retried.id, -1)[1]
+    assert crashed.status == "interrupted" and crashed.content
+    service.switch_branch(window.chat.conversation_id, crashed.id, 1)
     assert retried.status == "complete"
     assert retried.model_name == "Gemma 3 270m"
     assert str(retried.params["note"]).startswith("retried on Gemma 3 270m: SmolLM2")

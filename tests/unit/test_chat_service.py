@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 from collections.abc import Iterator
-from datetime import UTC
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
@@ -416,3 +416,57 @@ def test_a_retried_reply_leaves_the_interrupted_one_out_and_keeps_its_note(
     retry.append("one two three")
     retry.finish(_stats())
     assert service.messages(conv_id)[-1].params["note"] == "retried on B: A crashed"
+
+
+# --- pins and undo-able deletes ------------------------------------------------------------
+
+
+def test_pinned_conversations_list_first(service: ConversationService) -> None:
+    first = service.create()
+    second = service.create()
+    third = service.create()
+    assert service.set_pinned(first.id, True).pinned is True
+    listed = service.list_conversations()
+    assert [c.id for c in listed] == [first.id, third.id, second.id]
+    assert [c.pinned for c in listed] == [True, False, False]
+    service.set_pinned(first.id, False)
+    assert [c.id for c in service.list_conversations()] == [third.id, second.id, first.id]
+    with pytest.raises(ConversationNotFound):
+        service.set_pinned(9999, True)
+
+
+def test_a_deleted_conversation_is_hidden_until_restored(service: ConversationService) -> None:
+    chat = service.create()
+    service.add_user_message(chat.id, "keep me")
+    service.delete(chat.id)
+    assert service.list_conversations() == []
+    for call in (service.get, service.messages, service.delete):
+        with pytest.raises(ConversationNotFound):
+            call(chat.id)
+    restored = service.restore(chat.id)
+    assert (restored.id, restored.message_count) == (chat.id, 1)
+    assert [m.content for m in service.messages(chat.id)] == ["keep me"]
+
+
+def test_purge_removes_only_deleted_conversations_for_good(
+    service: ConversationService, db: Database
+) -> None:
+    gone = service.create()
+    service.add_user_message(gone.id, "bye")
+    kept = service.create()
+    service.delete(gone.id)
+    assert service.purge_deleted() == 1
+    assert service.purge_deleted() == 0
+    with pytest.raises(ConversationNotFound):
+        service.restore(gone.id)
+    assert [c.id for c in service.list_conversations()] == [kept.id]
+    with sqlite3.connect(db.path) as connection:
+        assert connection.execute("SELECT count(*) FROM messages").fetchone() == (0,)
+    connection.close()
+
+
+def test_purge_can_keep_recent_deletions(service: ConversationService) -> None:
+    chat = service.create()
+    service.delete(chat.id)
+    assert service.purge_deleted(older_than=timedelta(hours=1)) == 0
+    assert service.purge_deleted(older_than=timedelta(0)) == 1

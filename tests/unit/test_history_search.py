@@ -284,3 +284,13 @@ def test_search_times_on_5000_messages(service, db) -> None:
     assert len(hits) == 50
     assert _keys(search_history(db, "n4321")) == [(4321 % 50 + 1, 4322)]
     assert elapsed_ms < 200  # generous for slow CI; the figure is printed above
+
+
+def test_deleted_conversations_are_not_found_until_restored(service, db) -> None:
+    cid = _conversation(service, "Walrus facts", "tusks and whiskers")
+    service.delete(cid)
+    assert search_history(db, "walrus") == []
+    assert search_history(db, "whiskers") == []
+    service.restore(cid)
+    assert _keys(search_history(db, "walrus")) == [(cid, None)]
+    assert _keys(search_history(db, "whiskers")) == [(cid, _message_id(service, cid, 0))]

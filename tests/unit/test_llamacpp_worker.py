@@ -31,7 +31,11 @@ class BuggyEngine(Engine):
         self.bos_id = 1
 
     def render(
-        self, messages: Sequence[ChatMessage], extra_stops: Sequence[str] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        extra_stops: Sequence[str] = (),
+        *,
+        continue_last: bool = False,
     ) -> RenderedPrompt:
         if extra_stops == ("never",):
             raise ZeroDivisionError("division by zero in a helper")
@@ -68,6 +72,20 @@ def test_a_bug_in_one_request_is_reported_for_it_and_the_worker_keeps_serving(
     log = capsys.readouterr().err
     assert "Traceback (most recent call last)" in log
     assert "ZeroDivisionError: division by zero in a helper" in log
+
+
+def test_count_answers_the_prompts_token_count_and_a_bad_continue_is_refused() -> None:
+    events = _serve(
+        [
+            {"op": "count", "id": 1, "messages": HELLO},
+            {"op": "render", "id": 2, "messages": HELLO, "continue_last": True},
+            {"op": "exit"},
+        ],
+        BuggyEngine(),
+    )
+    assert events[1] == {"ev": "counted", "id": 1, "tokens": 2}
+    assert (events[2]["ev"], events[2]["kind"], events[2]["id"]) == ("error", "internal", 2)
+    assert "assistant message at the end" in events[2]["message"]
 
 
 def test_an_unexpected_exception_while_loading_is_a_load_error_not_a_dead_worker(

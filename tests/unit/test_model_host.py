@@ -16,6 +16,7 @@ from app.errors import ModelLoadFailed, ModelNotLoaded
 from app.memory import GIB, MemoryEstimate, WontFit
 from runtimes.base import (
     CancelToken,
+    ChatMessage,
     ChatRequest,
     LoadedModelInfo,
     LoadOptions,
@@ -40,6 +41,9 @@ class FakeModel:
 
     def chat(self, request: ChatRequest, cancel: CancelToken) -> Iterator[StreamEvent]:
         raise NotImplementedError
+
+    def count_tokens(self, messages: tuple[ChatMessage, ...]) -> int | None:
+        return None
 
     def unload(self) -> None:
         self.alive = False

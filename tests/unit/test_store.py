@@ -13,9 +13,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-from app.chat import ConversationService
+from app.chat import ConversationService, ConversationSettings
 from app.errors import DatabaseUnavailable, UserFacingError
+from app.history_search import search_history
 from app.model_options import ModelOptionsStore
+from app.presets import BUILTIN_PRESETS, PresetStore
 from app.store import (
     Base,
     Database,
@@ -29,10 +31,10 @@ from app.store import (
     open_database,
 )
 from app.store.models import include_name
-from runtimes.base import LoadOptions
+from runtimes.base import GenerationParams, LoadOptions
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "db"
-TABLES = {"models", "conversations", "messages", "model_load_options"}
+TABLES = {"models", "conversations", "messages", "model_load_options", "sampling_presets"}
 SMOLLM2_KEY = "llamacpp:/models/smollm2-135m-instruct-q4_1.gguf"
 """The model whose options the fixtures from 0002 on hold (see make_fixture.py)."""
 
@@ -69,7 +71,7 @@ def test_open_creates_the_folder_and_migrates_to_head(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "folder" / "history.sqlite3"
     with open_database(path) as db:
         assert path.is_file()
-        assert db.revision() == head_revision() == "0003_load_measurements"
+        assert db.revision() == head_revision() == "0004_branches_pins_presets"
         assert set(inspect(db.engine).get_table_names()) >= TABLES
 
 
@@ -182,6 +184,8 @@ def test_search_index_follows_updates_and_deletes(db: Database) -> None:
     assert _match(db, "ocelot") == []
     assert _match(db, "capybara") == [message.id]
     service.delete(chat.id)
+    assert _match(db, "capybara") == [message.id], "an undo-able delete keeps the text"
+    assert service.purge_deleted() == 1
     assert _match(db, "capybara") == []
     with db.engine.begin() as connection:
         # Raises if the index disagrees with the messages table.
@@ -190,11 +194,12 @@ def test_search_index_follows_updates_and_deletes(db: Database) -> None:
         )
 
 
-def test_deleting_a_conversation_cascades_to_its_messages(db: Database) -> None:
+def test_purging_a_deleted_conversation_cascades_to_its_messages(db: Database) -> None:
     service = ConversationService(db)
     chat = service.create()
     service.add_user_message(chat.id, "hello")
     service.delete(chat.id)
+    service.purge_deleted()
     with db.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM messages").scalar() == 0
 
@@ -256,6 +261,49 @@ def test_fixture_databases_open_with_current_code(fixture: Path, tmp_path: Path)
             )
 
 
+def _active_leaves(db: Database) -> dict[str, int | None]:
+    with db.engine.connect() as connection:
+        rows = connection.exec_driver_sql("SELECT title, active_leaf_id FROM conversations")
+        return {str(title): leaf for title, leaf in rows}
+
+
+@pytest.mark.parametrize("fixture", sorted(FIXTURES.glob("*.sqlite3")), ids=lambda path: path.stem)
+def test_fixture_databases_keep_branches_pins_settings_and_presets(
+    fixture: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / fixture.name
+    shutil.copyfile(fixture, path)
+    with open_database(path) as db:
+        service = ConversationService(db)
+        empty, chat = service.list_conversations()
+        shown = service.messages(chat.id)
+        assert [m.parent_id for m in shown] == [None, *(m.id for m in shown[:-1])]
+        leaves = _active_leaves(db)
+        assert leaves[chat.title] == shown[-1].id, "the leaf is the end of the old thread"
+        assert leaves[empty.title] is None
+        presets = PresetStore(db)
+        if fixture.stem < "0004":
+            assert not empty.pinned
+            assert [m.branch_count for m in shown] == [1, 1, 1, 1]
+            assert service.settings(chat.id) == ConversationSettings()
+            assert presets.names() == list(BUILTIN_PRESETS)
+            return
+        assert empty.pinned
+        assert [(m.branch_index, m.branch_count) for m in shown] == [(1, 1), (1, 2), (1, 1), (1, 1)]
+        other = service.switch_branch(chat.id, shown[1].id, +1)
+        assert [m.content for m in other][1:] == [
+            "Use sorted(); it is faster than a hand-written sort."
+        ]
+        assert service.settings(chat.id) == ConversationSettings(
+            "You are terse.", "Precise", BUILTIN_PRESETS["Precise"], 4096
+        )
+        assert service.fallback(chat.id) == ("ollama::llama3.2:3b", "llama3.2:3b")
+        assert presets.names() == [*BUILTIN_PRESETS, "Code review"]
+        assert presets.get("Code review") == GenerationParams(temperature=0.1, max_tokens=1024)
+        assert search_history(db, "bananas") == [], "a deleted chat is not found"
+        assert service.purge_deleted() == 1
+
+
 def test_upgrade_from_0001_adds_an_empty_options_table_and_keeps_history(
     tmp_path: Path,
 ) -> None:
@@ -281,9 +329,11 @@ def test_downgrade_from_0002_to_0001_drops_only_the_options_table(db: Database) 
     with db.engine.begin() as connection:
         command.downgrade(alembic_config(connection), "0001_initial")
     assert db.revision() == "0001_initial"
-    assert set(inspect(db.engine).get_table_names()) >= TABLES - {"model_load_options"}
+    assert set(inspect(db.engine).get_table_names()) >= {"models", "conversations", "messages"}
     assert "model_load_options" not in inspect(db.engine).get_table_names()
-    assert [c.model_name for c in ConversationService(db).list_conversations()] == ["kept"]
+    with db.engine.connect() as connection:
+        names = connection.exec_driver_sql("SELECT model_name FROM conversations").scalars()
+        assert list(names) == ["kept"]
 
 
 def test_schema_check_sees_an_options_column_the_migrations_lack(db: Database) -> None:
