@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+from app.store.compare_models import (
+    ComparePane,
+    CompareReply,
+    CompareRun,
+    CompareTurn,
+    CompareVote,
+    EvalCase,
+    EvalResult,
+    EvalRun,
+    EvalSet,
+)
 from app.store.database import (
     Database,
     DatabaseFileInvalid,
@@ -23,10 +34,19 @@ from app.store.models import (
 
 __all__ = [
     "Base",
+    "ComparePane",
+    "CompareReply",
+    "CompareRun",
+    "CompareTurn",
+    "CompareVote",
     "Conversation",
     "Database",
     "DatabaseFileInvalid",
     "DatabaseTooNew",
+    "EvalCase",
+    "EvalResult",
+    "EvalRun",
+    "EvalSet",
     "LoadMeasurement",
     "Message",
     "ModelFile",
