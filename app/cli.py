@@ -1,5 +1,5 @@
-"""Headless entry points: `hw`, `models`, `chat`, `fit`, `recommend`, `runtimes` (the GUI is
-launched by `ui.entry`)."""
+"""Headless entry points: `hw`, `models`, `chat`, `fit`, `recommend`, `runtimes`, `search`,
+`pull`, `rm`, `compare`, `eval` (the GUI is launched by `ui.entry`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from typing import TextIO
 
 from app import __version__
 from app.cli_chat import library_from_settings, registry_from_settings, run_chat
+from app.cli_compare import add_compare_parser, run_compare
 from app.cli_download import add_download_parsers, run_pull
+from app.cli_eval import add_eval_parser, run_eval
 from app.cli_fit import add_fit_parsers, run_fit, run_recommend
 from app.cli_library import add_library_parsers, models_json, run_rm
 from app.cli_search import add_search_parser, run_search
@@ -64,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_search_parser(sub)
     add_library_parsers(sub)
     add_download_parsers(sub)
+    add_compare_parser(sub)
+    add_eval_parser(sub)
 
     runtimes = sub.add_parser("runtimes", help="the state of each runtime")
     runtimes.add_argument("--json", action="store_true", help="machine-readable output")
@@ -93,6 +97,10 @@ def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr)
             return run_rm(args, out, err)
         if args.command == "pull":
             return run_pull(args, out, err)
+        if args.command == "compare":
+            return run_compare(args, out, err)
+        if args.command == "eval":
+            return run_eval(args, out, err)
     except UserFacingError as exc:
         print(f"error: {exc.message}", file=err)
         return EXIT_USER_ERROR

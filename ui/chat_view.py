@@ -21,21 +21,12 @@ from PySide6.QtWidgets import (
 )
 
 from app.chat import MessageView
+from app.choices import runtime_label
 from runtimes.base import GenerationStats
 from ui.banner import Banner
 from ui.transcript import Transcript
 
 _STATUS_NOTES = {"interrupted": "interrupted", "error": "failed", "partial": "interrupted"}
-
-
-def runtime_label(runtime: str) -> str:
-    """How a runtime key reads under a reply: "llama.cpp", "Ollama", or a saved endpoint's
-    name ("openai:vllm-box" → "vllm-box")."""
-    if runtime == "llamacpp":
-        return "llama.cpp"
-    if runtime == "ollama":
-        return "Ollama"
-    return runtime.split(":", 1)[1] if runtime.startswith("openai:") else runtime
 
 
 def metrics_line(stats: GenerationStats, model_name: str = "", runtime: str = "") -> str:

@@ -3,7 +3,8 @@
 File: New Chat (⌘N), Open GGUF File… (⌘O), Export…, Import…, Quit (⌘Q). Edit: Preferences…
 (⌘, — moved to the application menu on macOS). Chat: Search Chats (⌘K), Stop Reply (Esc),
 Regenerate (⌘R), Continue, Edit Last Message, Copy Last Reply. Model: Load Options…, Keep
-Warm. View: Chat Settings (⌘⇧S), Models… (⌘⇧L), This Machine… (⌘⇧M), Runtimes…. Help: About,
+Warm. View: Chat Settings (⌘⇧S), Compare… (⌘⇧C), Models… (⌘⇧L), This Machine… (⌘⇧M),
+Runtimes…. Chat also has Compare This Chat With…. Help: About,
 Open Logs Folder.
 """
 
@@ -77,10 +78,14 @@ def _chat_menu(window: MainWindow) -> None:
     window.edit_last_action.triggered.connect(window.message_actions.edit_last)
     window.copy_reply_action = _action(window, "C&opy Last Reply")
     window.copy_reply_action.triggered.connect(window.message_actions.copy_last_reply)
+    window.compare_chat_action = _action(window, "Compare This Chat &With…")
+    window.compare_chat_action.triggered.connect(window._on_compare_chat_action_triggered)
     menu.addAction(window.conversation_list.search_action)
     menu.addSeparator()
     menu.addActions([window.stop_action, window.regenerate_action, window.continue_action])
     menu.addActions([window.edit_last_action, window.copy_reply_action])
+    menu.addSeparator()
+    menu.addAction(window.compare_chat_action)
     menu.aboutToShow.connect(window.update_chat_actions)
 
 
@@ -103,9 +108,12 @@ def _view_menu(window: MainWindow) -> None:
     window.machine_action.triggered.connect(window._on_machine_action_triggered)
     window.models_action = _action(window, "&Models…", "Ctrl+Shift+L")
     window.models_action.triggered.connect(window._on_models_action_triggered)
+    window.compare_action = _action(window, "&Compare…", "Ctrl+Shift+C")
+    window.compare_action.triggered.connect(window._on_compare_action_triggered)
     menu.addAction(window.settings_panel_action)
     menu.addSeparator()
-    menu.addActions([window.models_action, window.machine_action, window.runtimes_action])
+    menu.addActions([window.compare_action, window.models_action, window.machine_action])
+    menu.addAction(window.runtimes_action)
 
 
 def _help_menu(window: MainWindow) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
 from functools import partial
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
     QMainWindow,
+    QPushButton,
     QSplitter,
     QToolBar,
 )
@@ -22,30 +22,27 @@ from app.chat import ConversationService
 from app.conversation_settings import ConversationSettings
 from app.engine import DEFAULT_CONTEXT, ModelHost
 from app.errors import LoadCancelled, UserFacingError, WorkbenchError
-from app.fit_service import fit_file
-from app.fit_types import FitRequest, FitVerdict, Recommendation
+from app.fit_types import FitVerdict
 from app.gguf import read_model_metadata
 from app.hardware import HardwareProfile, summary_line
 from app.history_search import search_history
 from app.library import ModelLibrary
-from app.measurements import MeasurementStore
 from app.model_options import ModelOptionsStore
 from app.paths import AppPaths
 from app.presets import PresetStore
-from app.recommend import recommend
-from app.runtimes import RuntimeEntry, RuntimeRegistry
+from app.runtimes import RuntimeRegistry
 from app.settings import Settings
-from app.speed import Calibration
 from app.store import Database
-from runtimes.base import RemoteModel
+from runtimes.base import ChatMessage, RemoteModel
 from ui.about_dialog import AboutDialog, open_folder
 from ui.chat_controller import ChatController
 from ui.chat_settings_panel import ChatSettingsPanel, new_chat_settings
 from ui.chat_view import ChatView
+from ui.compare_window import CompareWindow
 from ui.conversation_list import ConversationList
 from ui.conversation_transfer import ConversationTransfer
 from ui.history_actions import HistoryActions
-from ui.machine_page import FitFn, MachinePage, RecommendFn
+from ui.machine_page import MachinePage
 from ui.main_menus import build_menus
 from ui.message_actions import MessageActions
 from ui.model_controller import ModelController
@@ -54,6 +51,7 @@ from ui.models_window import ModelsWindow
 from ui.preferences_dialog import PreferencesDialog
 from ui.resource_strip import ResourceStrip
 from ui.runtimes_page import RuntimesPage
+from ui.secondary_windows import SecondaryWindows
 from ui.workers import (
     FitWorker,
     HardwareWorker,
@@ -99,6 +97,8 @@ class MainWindow(QMainWindow):
     runtimes_action: QAction
     machine_action: QAction
     models_action: QAction
+    compare_action: QAction
+    compare_chat_action: QAction
     about_action: QAction
     open_logs_action: QAction
 
@@ -135,25 +135,18 @@ class MainWindow(QMainWindow):
             services.conversations, self.conversation_list, self.chat, self.refresh_conversations
         )
         self.models.reply_running = lambda: self.chat.busy
-        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
-        self.splitter.addWidget(self.conversation_list)
-        self.splitter.addWidget(self.chat_view)
-        self.splitter.addWidget(self.settings_panel)
-        self.splitter.setStretchFactor(1, 1)
-        self.splitter.setCollapsible(1, False)
-        self.splitter.setSizes([230, 640, 310])
-        self.setCentralWidget(self.splitter)
-        self.hardware_label = QLabel("Probing hardware…", self)
-        self.speed_label = QLabel("", self)
-        self.resources = ResourceStrip(self._model_pids, parent=self)
-        self.statusBar().addWidget(self.hardware_label, 1)
-        self.statusBar().addPermanentWidget(self.resources)
-        self.statusBar().addPermanentWidget(self.speed_label)
+        self._build_central()
+        self._build_status_bar()
         self.hardware: HardwareProfile | None = None
         self._hardware_probe: WorkerThread | None = None
-        self.runtimes_page: RuntimesPage | None = None
-        self.machine_page: MachinePage | None = None
-        self.models_window: ModelsWindow | None = None
+        self.windows = SecondaryWindows(
+            services, lambda: self.registry, lambda: self.hardware, self
+        )
+        self.windows.registry_changed.connect(self._on_windows_registry_changed)
+        self.windows.server_runtime_available.connect(self.start_server_discovery)
+        self.windows.models_changed.connect(self.refresh_models)
+        self.windows.choices = self.picker.choices
+        self.windows.presets = self.presets
         self._discovery: list[WorkerThread] = []
         self._fit_checks: list[WorkerThread] = []
         self._build_toolbar()
@@ -167,11 +160,36 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ build
 
+    def _build_central(self) -> None:
+        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        self.splitter.addWidget(self.conversation_list)
+        self.splitter.addWidget(self.chat_view)
+        self.splitter.addWidget(self.settings_panel)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setCollapsible(1, False)
+        self.splitter.setSizes([230, 640, 310])
+        self.setCentralWidget(self.splitter)
+
+    def _build_status_bar(self) -> None:
+        self.hardware_label = QLabel("Probing hardware…", self)
+        self.speed_label = QLabel("", self)
+        self.resources = ResourceStrip(self._model_pids, parent=self)
+        self.statusBar().addWidget(self.hardware_label, 1)
+        self.statusBar().addPermanentWidget(self.resources)
+        self.statusBar().addPermanentWidget(self.speed_label)
+
     def _build_toolbar(self) -> None:
         toolbar = QToolBar("Model", self)
         toolbar.setObjectName("model_toolbar")
         toolbar.setMovable(False)
         toolbar.addWidget(self.picker)
+        self.compare_button = QPushButton("Compare", self)
+        self.compare_button.setObjectName("compare_button")
+        self.compare_button.setToolTip(
+            "Compare models and quantizations side by side, and run eval sets (Ctrl+Shift+C)"
+        )
+        self.compare_button.clicked.connect(self._on_compare_action_triggered)
+        toolbar.addWidget(self.compare_button)
         self.addToolBar(toolbar)
 
     def _build_menus(self) -> None:
@@ -388,8 +406,7 @@ class MainWindow(QMainWindow):
         self.models.hardware = profile
         self.hardware_label.setText(summary_line(profile))
         self.resources.apple = profile.apple is not None
-        if self.machine_page is not None:
-            self.machine_page.set_profile(profile, *self._estimators(profile))
+        self.windows.hardware_probed(profile)
         self.start_fit_check()
 
     @Slot()
@@ -398,15 +415,7 @@ class MainWindow(QMainWindow):
 
     def show_runtimes(self) -> RuntimesPage:
         """Open (or raise) the Runtimes page and check every runtime."""
-        if self.runtimes_page is None:
-            self.runtimes_page = RuntimesPage(self.registry, self.services.settings)
-            self.runtimes_page.resize(760, 640)
-            self.runtimes_page.status_changed.connect(self._on_runtimes_page_status_changed)
-            self.runtimes_page.registry_changed.connect(self._on_runtimes_page_registry_changed)
-        self.runtimes_page.show()
-        self.runtimes_page.raise_()
-        self.runtimes_page.check_all()
-        return self.runtimes_page
+        return self.windows.show_runtimes()
 
     @Slot()
     def _on_models_action_triggered(self) -> None:
@@ -414,68 +423,64 @@ class MainWindow(QMainWindow):
 
     def show_models(self) -> ModelsWindow:
         """Open (or raise) the Models window: library, discover, downloads."""
-        if self.models_window is None:
-            self.models_window = ModelsWindow(
-                self.services.paths,
-                self.services.library,
-                self.services.settings,
-                lambda: self.hardware,
-                last_used=self._last_used,
-            )
-            self.models_window.resize(1100, 720)
-            self.models_window.models_changed.connect(self.refresh_models)
-        self.models_window.show()
-        self.models_window.raise_()
-        return self.models_window
+        return self.windows.show_models()
 
     @Slot()
     def _on_machine_action_triggered(self) -> None:
         self.show_machine()
 
     def show_machine(self) -> MachinePage:
-        """Open (or raise) the This Machine page; it shows "Probing hardware…" until the
-        probe is done."""
-        if self.machine_page is None:
-            fns = self._estimators(self.hardware) if self.hardware is not None else (None, None)
-            self.machine_page = MachinePage(self.hardware, *fns)
-            self.machine_page.resize(1120, 820)
-        self.machine_page.show()
-        self.machine_page.raise_()
-        return self.machine_page
+        """Open (or raise) the This Machine page."""
+        return self.windows.show_machine()
 
-    def _estimators(self, profile: HardwareProfile) -> tuple[RecommendFn, FitFn]:
-        local = {m.path.name: str(m.path) for m in self.services.library.scan()}
-        return _estimators(profile, local, self._calibration())
+    @Slot()
+    def _on_compare_action_triggered(self) -> None:
+        self.show_compare()
 
-    def _last_used(self) -> dict[str, datetime]:
-        """When each model file was last loaded (from the load measurements)."""
-        if self.services.database is None:
-            return {}
-        return MeasurementStore(self.services.database).last_used()
-
-    def _calibration(self) -> Calibration | None:
-        """This machine's measured runs (for measured / calibrated speeds), if readable."""
-        if self.services.database is None:
-            return None
+    def show_compare(self) -> CompareWindow | None:
+        """Open (or raise) the Compare window."""
         try:
-            return MeasurementStore(self.services.database).calibration()
+            return self.windows.show_compare()
         except WorkbenchError as exc:
-            log.warning("measured runs not read: %s", exc)
+            self.chat_view.banner.show_error(exc)
             return None
+
+    @Slot()
+    def _on_compare_chat_action_triggered(self) -> None:
+        self.compare_conversation()
+
+    def compare_conversation(self) -> CompareWindow | None:
+        """Chat ▸ Compare This Chat With…: the Compare window set up from the open chat (its
+        messages so far, its model in the first pane)."""
+        window = self.show_compare()
+        conversation_id = self.chat.conversation_id
+        if window is None or conversation_id is None:
+            return window
+        try:
+            title = self.services.conversations.get(conversation_id).title
+            messages: list[object] = list(self.services.conversations.messages(conversation_id))
+        except WorkbenchError as exc:
+            self.chat_view.banner.show_error(exc)
+            return window
+        system = self.settings_panel.settings().system_prompt
+        if system:
+            messages.insert(0, ChatMessage("system", system))
+        window.start_from_conversation(title, messages, self.picker.selected_path())
+        return window
+
+    @property
+    def machine_page(self) -> MachinePage | None:
+        """The This Machine page, once opened."""
+        return self.windows.machine_page
 
     @Slot(object)
-    def _on_runtimes_page_registry_changed(self, registry: RuntimeRegistry) -> None:
+    def _on_windows_registry_changed(self, registry: RuntimeRegistry) -> None:
         # Services is frozen: the window's current registry lives here from now on.
         self.registry = registry
         self.models.set_registry(registry)
         # Endpoints may be gone or renamed: forget their models, then ask again.
         self.picker.clear_server_models()
         self.start_server_discovery()
-
-    @Slot(object)
-    def _on_runtimes_page_status_changed(self, entry: RuntimeEntry) -> None:
-        if entry.kind != "llamacpp" and entry.status.state == "available":
-            self.start_server_discovery()
 
     @Slot()
     def _on_about_triggered(self) -> None:
@@ -520,6 +525,7 @@ class MainWindow(QMainWindow):
         self.continue_action.setEnabled(idle and actions.can_continue())
         self.edit_last_action.setEnabled(idle and actions.last("user") is not None)
         self.copy_reply_action.setEnabled(has_reply)
+        self.compare_chat_action.setEnabled(idle and actions.last("user") is not None)
 
     @Slot(bool)
     def _on_settings_panel_action_toggled(self, shown: bool) -> None:
@@ -574,28 +580,5 @@ class MainWindow(QMainWindow):
                 log.error("the hardware probe did not end in time")
             wait_all(self._discovery, 5000)
             wait_all(self._fit_checks, 10_000)
-            if self.runtimes_page is not None:
-                self.runtimes_page.wait_for_checks()
-                self.runtimes_page.close()
-            if self.machine_page is not None:
-                self.machine_page.wait_for_workers()
-                self.machine_page.close()
-            if self.models_window is not None:
-                self.models_window.wait_for_workers()
-                self.models_window.close()
+            self.windows.close_all()
         super().closeEvent(event)
-
-
-def _estimators(
-    profile: HardwareProfile, local_files: dict[str, str], calibration: Calibration | None
-) -> tuple[RecommendFn, FitFn]:
-    """The recommendation and file-fit estimators bound to one probed profile, the model
-    files already here (file name -> path) and this machine's measured runs."""
-
-    def recommend_here(request: FitRequest) -> tuple[Recommendation, ...]:
-        return recommend(profile, request, local_files=local_files, calibration=calibration)
-
-    def fit_here(path: str, request: FitRequest) -> FitVerdict:
-        return fit_file(path, profile, request, calibration=calibration)
-
-    return recommend_here, fit_here

@@ -7,25 +7,19 @@ from collections.abc import Mapping, Sequence
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
+from app.choices import SEPARATOR, split_choice
 from app.fit_types import FitVerdict
 from app.library import LocalModel
 from runtimes.base import RemoteModel
 
 _OPEN_FILE = "__open_file__"
-_SERVER_SEPARATOR = "::"
+
+__all__ = ["ModelPicker", "server_choice", "split_choice"]
 
 
 def server_choice(runtime_key: str, model: str) -> str:
     """The picker's data for a model served by a runtime: "ollama::llama3.2:3b"."""
-    return f"{runtime_key}{_SERVER_SEPARATOR}{model}"
-
-
-def split_choice(choice: str) -> tuple[str, str]:
-    """A picker choice as (runtime key, model): a server model, or a plain .gguf path."""
-    if _SERVER_SEPARATOR in choice:
-        key, model = choice.split(_SERVER_SEPARATOR, 1)
-        return key, model
-    return "llamacpp", choice
+    return f"{runtime_key}{SEPARATOR}{model}"
 
 
 def _format_size(size_bytes: int) -> str:

@@ -417,13 +417,13 @@ def test_closing_while_estimating_waits_for_the_worker(qtbot, recommender) -> No
 def test_view_menu_opens_the_page_and_the_probe_fills_it(
     qtbot, workbench_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ui import main_window
+    from ui import main_window, secondary_windows
     from ui.main import build_services
 
     recommender = FakeRecommender()
     monkeypatch.setattr(
-        main_window,
-        "_estimators",
+        secondary_windows,
+        "bind_estimators",
         lambda _profile, _local, _calibration: (recommender, lambda p, r: unknown_verdict("x")),
     )
     window = main_window.MainWindow(build_services())

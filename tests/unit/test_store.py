@@ -71,7 +71,7 @@ def test_open_creates_the_folder_and_migrates_to_head(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "folder" / "history.sqlite3"
     with open_database(path) as db:
         assert path.is_file()
-        assert db.revision() == head_revision() == "0004_branches_pins_presets"
+        assert db.revision() == head_revision() == "0005_compare_evals"
         assert set(inspect(db.engine).get_table_names()) >= TABLES
 
 
@@ -341,3 +341,30 @@ def test_schema_check_sees_an_options_column_the_migrations_lack(db: Database) -
     with db.engine.begin() as connection:
         connection.exec_driver_sql("ALTER TABLE model_load_options DROP COLUMN keep_alive_s")
     assert any("keep_alive_s" in repr(diff) for diff in _schema_diffs(db))
+
+
+@pytest.mark.parametrize("fixture", sorted(FIXTURES.glob("*.sqlite3")), ids=lambda path: path.stem)
+def test_fixture_databases_keep_comparisons_and_eval_runs(fixture: Path, tmp_path: Path) -> None:
+    from app.compare import CompareService
+    from app.eval_store import EvalStore
+
+    path = tmp_path / fixture.name
+    shutil.copyfile(fixture, path)
+    with open_database(path) as db:
+        compare, evals = CompareService(db), EvalStore(db)
+        if fixture.stem < "0005":
+            assert compare.runs() == [] and evals.sets() == []
+            return
+        (summary,) = compare.runs()
+        run = compare.run(summary.id)
+        assert [p.name for p in run.panes] == ["SmolLM2 Q4_1", "SmolLM2 Q8_0"]
+        (turn,) = run.turns
+        assert turn.winner_pane_id == run.panes[1].id
+        assert turn.reply_of(run.panes[0].id).text == "Divide and conquer."
+        (rate_q8,) = [r for r in compare.win_rates() if r.model == "SmolLM2 Q8_0"]
+        assert rate_q8.wins == 1
+        (eval_set,) = evals.sets()
+        (eval_run,) = evals.runs(eval_set.id)
+        assert eval_run.status == "complete"
+        (model_summary,) = evals.summary(eval_run.id)
+        assert (model_summary.passed, model_summary.total) == (1, 2)
