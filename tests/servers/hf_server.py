@@ -202,7 +202,9 @@ class HFServer:
 
     def __init__(self, repos: Sequence[HubRepo] = ()) -> None:
         self.repos: dict[str, HubRepo] = {repo.repo_id: repo for repo in repos}
-        self.requests: list[Request] = []
+        self._requests: list[Request] = []
+        self._in_flight = 0
+        self._settled = threading.Condition()
         self.granted: set[str] = set()
         self._faults: dict[tuple[str, str], Fault] = {}
         self._fault_uses: dict[tuple[str, str], int] = {}
@@ -247,10 +249,26 @@ class HFServer:
         """Let `token` download from gated repositories."""
         self.granted.add(token)
 
+    def started(self) -> None:
+        """A handler began answering a request (handler use)."""
+        with self._settled:
+            self._in_flight += 1
+
     def record(self, request: Request) -> None:
-        """Note one request (handler use)."""
-        with self._lock:
-            self.requests.append(request)
+        """Note one answered request (handler use)."""
+        with self._settled:
+            self._requests.append(request)
+            self._in_flight -= 1
+            self._settled.notify_all()
+
+    @property
+    def requests(self) -> list[Request]:
+        """Every request answered so far. A client can finish reading a reply a moment
+        before its handler records it, so this first waits (up to 2 s) for the handlers
+        still answering."""
+        with self._settled:
+            self._settled.wait_for(lambda: self._in_flight == 0, timeout=2.0)
+            return list(self._requests)
 
     def data_requests(self, filename: str | None = None) -> list[Request]:
         """The byte-serving GETs (to the CDN path), optionally of one file name."""
@@ -312,6 +330,7 @@ class HubHandler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         path, query = unquote(parts.path), parse_qs(parts.query)
         self._status, self._sent = 0, 0
+        self.owner.started()
         try:
             self._route(path, query)
         except (BrokenPipeError, ConnectionResetError):

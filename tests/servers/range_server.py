@@ -80,8 +80,9 @@ class RangeServer:
         self.files: dict[str, Path | bytes] = {}
         self.redirects: dict[str, str] = {}
         self.faults: dict[str, Fault] = {}
-        self.requests: list[Request] = []
-        self._lock = threading.Lock()
+        self._requests: list[Request] = []
+        self._in_flight = 0
+        self._settled = threading.Condition()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -111,10 +112,25 @@ class RangeServer:
         """Body bytes sent in all answers (for one path, or all)."""
         return sum(r.sent for r in self.requests if path is None or r.path == path)
 
+    def started(self) -> None:
+        """A handler began answering (called by the handler threads)."""
+        with self._settled:
+            self._in_flight += 1
+
     def record(self, request: Request) -> None:
-        """Note one request (called by the handler threads)."""
-        with self._lock:
-            self.requests.append(request)
+        """Note one answered request (called by the handler threads)."""
+        with self._settled:
+            self._requests.append(request)
+            self._in_flight -= 1
+            self._settled.notify_all()
+
+    @property
+    def requests(self) -> list[Request]:
+        """Every request answered so far; waits (up to 2 s) for handlers still answering, as
+        a client can finish reading a reply just before its handler records it."""
+        with self._settled:
+            self._settled.wait_for(lambda: self._in_flight == 0, timeout=2.0)
+            return list(self._requests)
 
     def start(self) -> RangeServer:
         """Listen on 127.0.0.1 on a free port and serve from a background thread."""
@@ -144,6 +160,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         fault = self.owner.faults.get(path, Fault())
         sent = 0
+        self.owner.started()
         try:
             time.sleep(fault.delay_s)
             sent = self._respond(path, fault, head=head)
