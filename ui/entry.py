@@ -20,10 +20,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ui.self_test import run_self_test
 
         return run_self_test(args[1:])
-    if not args or args[0] in ("gui", "--gui"):
+    if not args or args[0] in ("gui", "--gui") or args[0].lower().endswith(".gguf"):
         from ui.main import run_gui
 
-        return run_gui(args[1:])
+        return run_gui(args if args and args[0].lower().endswith(".gguf") else args[1:])
     from app.cli import run
 
     return run(args)
