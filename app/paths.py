@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,3 +62,15 @@ def app_paths() -> AppPaths:
         log_dir=Path(platformdirs.user_log_dir(APP_NAME, appauthor=False)),
         config_dir=Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)),
     )
+
+
+def resources_dir() -> Path:
+    """The shipped `resources/` folder: inside a frozen app's bundle, or in the checkout."""
+    bundle = getattr(sys, "_MEIPASS", None)  # PyInstaller unpacks data files here
+    root = Path(bundle) if bundle else Path(__file__).resolve().parents[1]
+    return root / "resources"
+
+
+def bundled_demo_dir() -> Path:
+    """Where a frozen app carries the demo model (`packaging/llm-workbench.spec`)."""
+    return resources_dir() / "demo"

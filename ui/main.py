@@ -111,6 +111,9 @@ def run_gui(argv: Sequence[str] = ()) -> int:
         set_theme_choice(app, services.settings.theme)
     window = MainWindow(services)
     window.show()
+    for arg in argv:  # a .gguf double-clicked in the file manager (the .desktop entry's %f)
+        if arg.lower().endswith(".gguf") and Path(arg).is_file():
+            window.open_model_file(Path(arg).resolve())
     window.start_hardware_probe()
     window.start_server_discovery()
     started = float(getattr(sys.modules.get("ui.entry"), "STARTED", time.monotonic()))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Add LLM Workbench (this source checkout) to the desktop's application launcher, so it opens by
-# double-click like any installed app. The bundled build (PyInstaller) comes with issue 8.
+# double-click like any installed app. For the bundled build use the bundle's install.sh.
 #
 #   packaging/linux/install-desktop-entry.sh            install for this user
 #   packaging/linux/install-desktop-entry.sh --remove   remove it again

@@ -14,11 +14,11 @@ import json
 import os
 import re
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from runtimes.errors import ExternalFailure
+from runtimes.llamacpp.launch import DRYRUN_MODULE, child_command
 from runtimes.llamacpp.process import package_root, worker_env
 
 MIB = 1 << 20
@@ -161,7 +161,7 @@ def dry_run(
     }
     name = Path(os.fspath(path)).name
     root = package_root()
-    command = [sys.executable, "-m", "runtimes.llamacpp.dryrun_child", json.dumps(request)]
+    command = child_command(DRYRUN_MODULE, [json.dumps(request)])
     try:
         done = subprocess.run(
             command,

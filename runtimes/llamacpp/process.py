@@ -12,7 +12,6 @@ import logging
 import os
 import queue
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -21,10 +20,10 @@ from typing import IO
 import runtimes
 from runtimes.errors import ExternalFailure, RuntimeCrashed
 from runtimes.llamacpp import protocol
+from runtimes.llamacpp.launch import WORKER_MODULE, child_command, is_frozen
 from runtimes.llamacpp.loadlog import LoadFacts, LoadLogReader
 from runtimes.llamacpp.protocol import LOAD_FINISHED_MARKER, Message, ProtocolError
 
-WORKER_MODULE = "runtimes.llamacpp.worker"
 TAIL_LINES = 60
 _TAIL_LINE_CHARS = 400
 _stderr_log = logging.getLogger("runtimes.llamacpp.worker")  # the worker's own log lines
@@ -47,7 +46,8 @@ def package_root() -> Path:
 def worker_env(root: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
-    if root.name not in ("site-packages", "dist-packages"):  # a source checkout
+    # A source checkout needs itself on the path; a frozen app carries its own modules.
+    if root.name not in ("site-packages", "dist-packages") and not is_frozen():
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH")) if p)
     return env
 
@@ -73,14 +73,14 @@ class WorkerProcess:
         """Start a worker process.
 
         Args:
-            command: the command line to run instead of `python -m runtimes.llamacpp.worker`
-                (a frozen app has no `-m`; tests use stand-ins).
+            command: the command line to run instead of `launch.child_command(WORKER_MODULE)`
+                (tests use stand-ins).
 
         Raises:
             ExternalFailure: the command could not be started.
         """
         root = package_root()
-        argv = list(command) if command is not None else [sys.executable, "-m", WORKER_MODULE]
+        argv = list(command) if command is not None else child_command(WORKER_MODULE)
         try:
             proc = subprocess.Popen(
                 argv,
