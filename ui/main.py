@@ -24,6 +24,7 @@ from app.paths import AppPaths, app_paths
 from app.runtimes import registry_for
 from app.settings import Settings
 from app.store import open_database
+from ui.file_open import FileOpenFilter, gguf_arguments
 from ui.main_window import MainWindow, Services
 from ui.theme import apply_theme, set_theme_choice
 
@@ -110,10 +111,11 @@ def run_gui(argv: Sequence[str] = ()) -> int:
     if services.settings.theme != "system":
         set_theme_choice(app, services.settings.theme)
     window = MainWindow(services)
+    # A .gguf double-clicked in Finder arrives as a FileOpen event (macOS).
+    app.installEventFilter(FileOpenFilter(window.open_model_file, window))
     window.show()
-    for arg in argv:  # a .gguf double-clicked in the file manager (the .desktop entry's %f)
-        if arg.lower().endswith(".gguf") and Path(arg).is_file():
-            window.open_model_file(Path(arg).resolve())
+    for path in gguf_arguments(argv):  # the Linux .desktop entry's %f
+        window.open_model_file(path)
     window.start_hardware_probe()
     window.start_server_discovery()
     started = float(getattr(sys.modules.get("ui.entry"), "STARTED", time.monotonic()))
