@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from tests.servers.loopback import serve_in_thread, stop_serving
+from tests.servers.loopback import RequestLog, serve_in_thread, stop_serving
 from tests.servers.range_server import _parse_range
 
 __all__ = ["Fault", "HFServer", "HubRepo", "Request", "file_sha256", "serve_hub"]
@@ -202,9 +202,7 @@ class HFServer:
 
     def __init__(self, repos: Sequence[HubRepo] = ()) -> None:
         self.repos: dict[str, HubRepo] = {repo.repo_id: repo for repo in repos}
-        self._requests: list[Request] = []
-        self._in_flight = 0
-        self._settled = threading.Condition()
+        self._log: RequestLog[Request] = RequestLog()
         self.granted: set[str] = set()
         self._faults: dict[tuple[str, str], Fault] = {}
         self._fault_uses: dict[tuple[str, str], int] = {}
@@ -251,24 +249,16 @@ class HFServer:
 
     def started(self) -> None:
         """A handler began answering a request (handler use)."""
-        with self._settled:
-            self._in_flight += 1
+        self._log.started()
 
     def record(self, request: Request) -> None:
         """Note one answered request (handler use)."""
-        with self._settled:
-            self._requests.append(request)
-            self._in_flight -= 1
-            self._settled.notify_all()
+        self._log.record(request)
 
     @property
     def requests(self) -> list[Request]:
-        """Every request answered so far. A client can finish reading a reply a moment
-        before its handler records it, so this first waits (up to 2 s) for the handlers
-        still answering."""
-        with self._settled:
-            self._settled.wait_for(lambda: self._in_flight == 0, timeout=2.0)
-            return list(self._requests)
+        """Every request answered so far (see `RequestLog`)."""
+        return self._log.entries()
 
     def data_requests(self, filename: str | None = None) -> list[Request]:
         """The byte-serving GETs (to the CDN path), optionally of one file name."""

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers.loopback import serve_in_thread, stop_serving
+from tests.servers.loopback import RequestLog, serve_in_thread, stop_serving
 
 _PIECE = 64 * 1024
 
@@ -80,9 +80,7 @@ class RangeServer:
         self.files: dict[str, Path | bytes] = {}
         self.redirects: dict[str, str] = {}
         self.faults: dict[str, Fault] = {}
-        self._requests: list[Request] = []
-        self._in_flight = 0
-        self._settled = threading.Condition()
+        self._log: RequestLog[Request] = RequestLog()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -113,24 +111,17 @@ class RangeServer:
         return sum(r.sent for r in self.requests if path is None or r.path == path)
 
     def started(self) -> None:
-        """A handler began answering (called by the handler threads)."""
-        with self._settled:
-            self._in_flight += 1
+        """A handler began answering a request (handler use)."""
+        self._log.started()
 
     def record(self, request: Request) -> None:
-        """Note one answered request (called by the handler threads)."""
-        with self._settled:
-            self._requests.append(request)
-            self._in_flight -= 1
-            self._settled.notify_all()
+        """Note one answered request (handler use)."""
+        self._log.record(request)
 
     @property
     def requests(self) -> list[Request]:
-        """Every request answered so far; waits (up to 2 s) for handlers still answering, as
-        a client can finish reading a reply just before its handler records it."""
-        with self._settled:
-            self._settled.wait_for(lambda: self._in_flight == 0, timeout=2.0)
-            return list(self._requests)
+        """Every request answered so far (see `RequestLog`)."""
+        return self._log.entries()
 
     def start(self) -> RangeServer:
         """Listen on 127.0.0.1 on a free port and serve from a background thread."""
