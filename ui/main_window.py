@@ -156,6 +156,8 @@ class MainWindow(QMainWindow):
         self._restore_state()
         if self.chat.conversation_id is None:
             self.settings_panel.set_settings(self._new_chat_settings())
+            self.chat_view.show_messages([])  # the empty state says what to do
+            self.chat.update_meter()
         self.update_chat_actions()
 
     # ------------------------------------------------------------------ build
